@@ -1,0 +1,126 @@
+// vigil.yaml: the dataplane's configuration, loaded with yaml-cpp and validated before anything
+// uses it. Every error names the file, line, column and dotted field; all errors of a document are
+// reported, not only the first.
+//
+// Thread: start-up (main thread) only; may allocate and read files.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vigil::dp {
+
+// RELIABILITY.md exception policies (Suricata 7 `exception-policy` semantics).
+enum class ExceptionPolicy : uint8_t {
+  kDropFlow,    // drop this packet and every later packet of the flow
+  kDropPacket,  // drop this packet only
+  kPassFlow,    // forward this packet and the rest of the flow without inspection
+  kPassPacket,  // forward this packet without inspection
+  kBypass,      // as pass-flow, and mark the flow bypassed
+};
+const char* ExceptionPolicyName(ExceptionPolicy p) noexcept;
+
+struct PortConfig {
+  std::string name;    // referenced by bridges
+  std::string device;  // PCI address ("0000:03:00.0") or DPDK vdev string ("net_pcap0,rx_pcap=f")
+  bool is_pci = false;  // derived from `device`
+  uint16_t rx_desc = 1024;
+  uint16_t tx_desc = 1024;
+};
+
+struct BridgeConfig {
+  std::string a;  // port names
+  std::string b;
+};
+
+// Seconds of inactivity before a flow is ended. `new`: only the initiator has sent;
+// `established`: both sides have sent; `closed`: TCP FIN both ways or RST.
+struct FlowTimeouts {
+  uint32_t tcp_new = 60;
+  uint32_t tcp_established = 600;
+  uint32_t tcp_closed = 60;
+  uint32_t udp_new = 30;
+  uint32_t udp_established = 300;
+  uint32_t icmp_new = 30;
+  uint32_t icmp_established = 300;
+  uint32_t other_new = 30;
+  uint32_t other_established = 300;
+};
+
+struct FlowConfig {
+  uint32_t capacity = 262144;  // flows per worker, preallocated
+  // Secret for the flow hash. Absent: read from getrandom() at start (the production default;
+  // a fixed value is for reproducible tests only).
+  std::optional<uint64_t> hash_seed;
+  uint32_t emergency_enter_percent = 95;  // table occupancy that enters emergency mode
+  uint32_t emergency_exit_percent = 80;   // occupancy at which emergency mode ends
+  FlowTimeouts timeouts;
+  FlowTimeouts emergency_timeouts{.tcp_new = 10,
+                                  .tcp_established = 100,
+                                  .tcp_closed = 5,
+                                  .udp_new = 10,
+                                  .udp_established = 100,
+                                  .icmp_new = 10,
+                                  .icmp_established = 100,
+                                  .other_new = 10,
+                                  .other_established = 100};
+};
+
+struct ExceptionPolicies {
+  ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
+};
+
+struct Config {
+  std::string source_file;  // path the config was loaded from ("<string>" for LoadConfigString)
+
+  std::string sensor_name = "vigil";
+
+  // EAL
+  std::string file_prefix = "vigil";  // EAL --file-prefix: isolates instances on one host
+  bool hugepages = false;             // false: --no-huge with `memory_mb` of anonymous memory
+  uint32_t memory_mb = 1024;          // EAL -m
+  uint32_t main_lcore = 0;            // runs the exporter and housekeeping, never a worker
+  std::string log_level = "notice";   // EAL --log-level for lib.*, pmd.*
+
+  std::vector<PortConfig> ports;
+  std::vector<BridgeConfig> bridges;
+
+  // Workers
+  std::vector<uint32_t> worker_lcores = {1};
+  uint32_t mbufs_per_worker = 16383;  // mempool size per worker (2^n - 1 is optimal)
+  uint32_t tx_flush_us = 100;         // staged TX is flushed at least this often
+  uint32_t stats_interval_s = 0;      // 0: no periodic counter lines on stderr
+
+  FlowConfig flow;
+  ExceptionPolicies exception_policy;
+
+  // Outputs
+  bool eve_enabled = true;
+  std::string eve_path = "eve.json";
+  uint32_t event_ring_size = 65536;  // records per worker ring, power of two
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string field;  // dotted path, e.g. "flow.timeouts.tcp.new" or "ports[1].device"
+  std::string message;
+  std::string ToString() const;  // "file:line:column: field: message"
+};
+
+struct ConfigResult {
+  std::optional<Config> config;     // set when errors is empty
+  std::vector<ConfigError> errors;  // every problem found, in document order
+};
+
+ConfigResult LoadConfigFile(const std::string& path);
+ConfigResult LoadConfigString(const std::string& yaml, const std::string& name = "<string>");
+
+// EAL argv derived from a validated config (argv[0] included), followed by `extra` verbatim.
+std::vector<std::string> BuildEalArgs(const Config& config, const std::string& argv0,
+                                      const std::vector<std::string>& extra);
+
+}  // namespace vigil::dp

@@ -1,0 +1,373 @@
+#include "dataplane/app/dataplane.h"
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <thread>
+
+namespace vigil::dp {
+namespace {
+
+struct LaunchArg {
+  Worker* worker;
+  std::atomic<unsigned>* done;
+};
+
+int WorkerMain(void* p) {
+  auto* arg = static_cast<LaunchArg*>(p);
+  arg->worker->Run();
+  // Release: the main thread reads the worker's final counters after seeing the count rise.
+  arg->done->fetch_add(1, std::memory_order_release);
+  delete arg;
+  return 0;
+}
+
+uint64_t SecretSeed() {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+    seed = rte_rdtsc() ^ (static_cast<uint64_t>(getpid()) << 32);
+  }
+  return seed;
+}
+
+void AppendKV(std::string* out, const char* key, uint64_t v, bool comma = true) {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%s\"%s\":%" PRIu64, comma ? "," : "", key, v);
+  out->append(buf);
+}
+
+}  // namespace
+
+uint64_t Dataplane::PortTotals::dropped() const {
+  uint64_t d = 0;
+  for (uint64_t v : drops) d += v;
+  return d;
+}
+
+Dataplane::Dataplane() = default;
+
+Dataplane::~Dataplane() {
+  StopPorts(ports_);
+  workers_.clear();
+  for (void* m : flow_memory_) rte_free(m);
+  for (rte_ring* r : rings_) rte_ring_free(r);
+  for (rte_mempool* p : pools_) rte_mempool_free(p);
+}
+
+std::string Dataplane::Init(const Config& config, const RunOptions& options) {
+  config_ = config;
+  options_ = options;
+  const size_t nb_workers = config.worker_lcores.size();
+  for (unsigned lcore : config.worker_lcores) {
+    if (!rte_lcore_is_enabled(lcore) || lcore == rte_get_main_lcore()) {
+      return "workers.lcores: lcore " + std::to_string(lcore) +
+             " is not an enabled worker lcore of this EAL instance";
+    }
+  }
+
+  // Per worker, on the worker's NUMA node: mempool, event ring, flow table memory.
+  for (size_t w = 0; w < nb_workers; ++w) {
+    const int socket = static_cast<int>(rte_lcore_to_socket_id(config.worker_lcores[w]));
+    const std::string pool_name = "vigil_mp" + std::to_string(w);
+    rte_mempool* pool = rte_pktmbuf_pool_create(pool_name.c_str(), config.mbufs_per_worker, 256,
+                                                0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (pool == nullptr) {
+      return "workers.mbufs_per_worker: cannot create mempool of " +
+             std::to_string(config.mbufs_per_worker) + " mbufs on node " +
+             std::to_string(socket) + ": " + rte_strerror(rte_errno) +
+             " (raise eal.memory.size_mb or lower mbufs_per_worker)";
+    }
+    pools_.push_back(pool);
+    const std::string ring_name = "vigil_ev" + std::to_string(w);
+    rte_ring* ring = rte_ring_create_elem(ring_name.c_str(), sizeof(FlowRecord),
+                                          config.event_ring_size, socket,
+                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (ring == nullptr) {
+      return "outputs.event_ring_size: cannot create event ring: " +
+             std::string(rte_strerror(rte_errno));
+    }
+    rings_.push_back(ring);
+    void* mem = rte_zmalloc_socket("vigil_flows", FlowTable::MemoryBytes(config.flow.capacity),
+                                   64, socket);
+    if (mem == nullptr) {
+      return "flow.capacity: cannot allocate " +
+             std::to_string(FlowTable::MemoryBytes(config.flow.capacity) >> 20) +
+             " MiB for the flow table on node " + std::to_string(socket) +
+             " (raise eal.memory.size_mb or lower flow.capacity)";
+    }
+    flow_memory_.push_back(mem);
+  }
+
+  // Ports: from the config, each bridged to its peer.
+  for (const PortConfig& pc : config.ports) {
+    Port p;
+    p.name = pc.name;
+    p.device = pc.device;
+    p.rx_desc = pc.rx_desc;
+    p.tx_desc = pc.tx_desc;
+    ports_.push_back(p);
+  }
+  auto index_of = [&](const std::string& name) -> int {
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      if (ports_[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  for (Port& p : ports_) p.peer = static_cast<uint16_t>(&p - ports_.data());  // replay: itself
+  for (const BridgeConfig& b : config.bridges) {
+    const int a = index_of(b.a);
+    const int c = index_of(b.b);
+    if (a < 0 || c < 0) return "bridges: unknown port in " + b.a + " <-> " + b.b;
+    ports_[a].peer = static_cast<uint16_t>(c);
+    ports_[c].peer = static_cast<uint16_t>(a);
+  }
+  if (ports_.size() > kMaxPorts) return "ports: at most " + std::to_string(kMaxPorts);
+  std::vector<unsigned> lcores(config.worker_lcores.begin(), config.worker_lcores.end());
+  std::string err = SetupPorts(ports_, lcores, pools_, options.replay);
+  if (!err.empty()) return err;
+
+  WorkerOptions wo;
+  wo.replay = options.replay;
+  wo.flow_table_full = config.exception_policy.flow_table_full;
+  wo.tx_flush_us = config.tx_flush_us;
+  if (options.replay) {
+    int offset = -1;
+    uint64_t flag = 0;
+    if (rte_mbuf_dyn_rx_timestamp_register(&offset, &flag) == 0) {
+      wo.timestamp_offset = offset;
+      wo.timestamp_flag = flag;
+      // net_pcap stores the capture's timestamp in nanoseconds since the epoch.
+      wo.timestamp_scale = 1;
+    }
+  }
+  const uint64_t seed = config.flow.hash_seed.has_value() ? *config.flow.hash_seed : SecretSeed();
+  for (size_t w = 0; w < nb_workers; ++w) {
+    std::vector<WorkerQueue> queues;
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      const Port& p = ports_[i];
+      if (w >= p.nb_queues) continue;  // this port has fewer queues than workers
+      const Port& peer = ports_[p.peer];
+      queues.push_back(WorkerQueue{static_cast<uint16_t>(i), p.port_id, static_cast<uint16_t>(w),
+                                   p.peer, peer.port_id, static_cast<uint16_t>(w)});
+    }
+    if (queues.empty()) {
+      std::fprintf(stderr, "vigil: worker lcore %u has no queue to serve (ports have fewer "
+                   "queues than workers): it idles\n", config.worker_lcores[w]);
+    }
+    wo.worker_id = static_cast<uint16_t>(w);
+    wo.lcore = config.worker_lcores[w];
+    // Each worker keys its table with its own secret derived from the seed.
+    workers_.push_back(std::make_unique<Worker>(wo, config.flow, seed + 0x9e3779b97f4a7c15ull * w,
+                                                flow_memory_[w], std::move(queues),
+                                                static_cast<uint16_t>(ports_.size()), rings_[w],
+                                                &worker_stop_));
+  }
+
+  if (config.eve_enabled) {
+    err = eve_.Open(config.eve_path, config.sensor_name);
+    if (!err.empty()) return err;
+  }
+  return "";
+}
+
+uint32_t Dataplane::DrainEvents() {
+  uint32_t total = 0;
+  FlowRecord recs[64];
+  for (rte_ring* ring : rings_) {
+    unsigned n;
+    while ((n = rte_ring_sc_dequeue_burst_elem(ring, recs, sizeof(FlowRecord), 64, nullptr)) >
+           0) {
+      for (unsigned i = 0; i < n; ++i) eve_.Write(recs[i]);
+      total += n;
+    }
+  }
+  return total;
+}
+
+void Dataplane::Run(std::atomic<bool>* stop) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto& w : workers_) {
+    auto* arg = new LaunchArg{w.get(), &workers_done_};
+    rte_eal_remote_launch(WorkerMain, arg, w->lcore());
+  }
+  std::vector<uint64_t> last_iter(workers_.size(), 0);
+  auto last_check = t0;
+  auto last_stats = t0;
+  auto last_flush = t0;
+  while (workers_done_.load(std::memory_order_acquire) < workers_.size()) {
+    if (stop->load(std::memory_order_relaxed)) worker_stop_.store(true, std::memory_order_relaxed);
+    const uint32_t n = DrainEvents();
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_flush > std::chrono::milliseconds(200)) {
+      eve_.Flush();
+      last_flush = now;
+    }
+    // Watchdog: a worker whose loop counter stops moving is stalled (it never blocks by design,
+    // so this means a bug or a starved core).
+    if (now - last_check > std::chrono::seconds(2)) {
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        const uint64_t it = workers_[i]->counters().iterations.Get();
+        if (it == last_iter[i] && !worker_stop_.load(std::memory_order_relaxed)) {
+          ++stalls_;
+          std::fprintf(stderr, "vigil: watchdog: worker lcore %u made no progress in 2 s\n",
+                       workers_[i]->lcore());
+        }
+        last_iter[i] = it;
+      }
+      last_check = now;
+    }
+    if (config_.stats_interval_s > 0 &&
+        now - last_stats > std::chrono::seconds(config_.stats_interval_s)) {
+      PrintStats(std::chrono::duration<double>(now - t0).count());
+      last_stats = now;
+    }
+    if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  rte_eal_mp_wait_lcore();
+  elapsed_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  DrainEvents();
+  eve_.Close();
+  // Ports stay configured until destruction so the final counters can still read device stats.
+}
+
+Dataplane::PortTotals Dataplane::Totals(uint16_t port_index) const {
+  PortTotals t;
+  for (const auto& w : workers_) {
+    const PortCounters& c = w->port_counters(port_index);
+    t.rx_pkts += c.rx_pkts.Get();
+    t.rx_bytes += c.rx_bytes.Get();
+    t.fwd_pkts += c.fwd_pkts.Get();
+    t.fwd_bytes += c.fwd_bytes.Get();
+    for (int r = 0; r < static_cast<int>(DropReason::kCount); ++r) t.drops[r] += c.drops[r].Get();
+  }
+  return t;
+}
+
+uint64_t Dataplane::flows_created() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->counters().flows_created.Get();
+  return n;
+}
+
+void Dataplane::PrintStats(double elapsed_s) const {
+  std::string line = "stats t=" + std::to_string(static_cast<int>(elapsed_s)) + "s";
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    const PortTotals t = Totals(static_cast<uint16_t>(i));
+    line += " | " + ports_[i].name + " rx=" + std::to_string(t.rx_pkts) +
+            " fwd=" + std::to_string(t.fwd_pkts) + " drop=" + std::to_string(t.dropped());
+  }
+  uint64_t active = 0;
+  for (const auto& w : workers_) active += w->counters().flows_active.Get();
+  line += " | flows active=" + std::to_string(active) + " created=" +
+          std::to_string(flows_created()) + " eve=" + std::to_string(eve_.records());
+  std::fprintf(stdout, "%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+std::string Dataplane::CountersJson() const {
+  std::string o = "{\"sensor\":\"" + config_.sensor_name + "\"";
+  o += ",\"mode\":\"" + std::string(options_.replay ? "replay" : "live") + "\"";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), ",\"elapsed_s\":%.6f", elapsed_s_);
+  o += buf;
+  o += ",\"ports\":[";
+  uint64_t total_rx = 0;
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    const Port& p = ports_[i];
+    const PortTotals t = Totals(static_cast<uint16_t>(i));
+    total_rx += t.rx_pkts;
+    if (i) o += ",";
+    o += "{\"name\":\"" + p.name + "\",\"port_id\":" + std::to_string(p.port_id);
+    o += ",\"peer\":\"" + ports_[p.peer].name + "\"";
+    AppendKV(&o, "queues", p.nb_queues);
+    o += std::string(",\"rss\":") + (p.rss ? "true" : "false");
+    AppendKV(&o, "rx_packets", t.rx_pkts);
+    AppendKV(&o, "rx_bytes", t.rx_bytes);
+    AppendKV(&o, "forwarded", t.fwd_pkts);
+    AppendKV(&o, "forwarded_bytes", t.fwd_bytes);
+    o += ",\"dropped\":{";
+    for (int r = 0; r < static_cast<int>(DropReason::kCount); ++r) {
+      AppendKV(&o, DropReasonName(static_cast<DropReason>(r)), t.drops[r], r != 0);
+    }
+    o += "}";
+    AppendKV(&o, "dropped_total", t.dropped());
+    AppendKV(&o, "in_flight", t.in_flight());
+    rte_eth_stats st;
+    if (rte_eth_stats_get(p.port_id, &st) == 0) {
+      o += ",\"device\":{";
+      AppendKV(&o, "ipackets", st.ipackets, false);
+      AppendKV(&o, "opackets", st.opackets);
+      AppendKV(&o, "imissed", st.imissed);
+      AppendKV(&o, "ierrors", st.ierrors);
+      AppendKV(&o, "oerrors", st.oerrors);
+      AppendKV(&o, "rx_nombuf", st.rx_nombuf);
+      o += "}";
+    }
+    o += "}";
+  }
+  o += "],\"workers\":[";
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    const WorkerCounters& c = workers_[i]->counters();
+    if (i) o += ",";
+    o += "{";
+    AppendKV(&o, "lcore", workers_[i]->lcore(), false);
+    AppendKV(&o, "iterations", c.iterations.Get());
+    AppendKV(&o, "rx_bursts", c.rx_bursts.Get());
+    o += ",\"decode\":{";
+    AppendKV(&o, "l2", c.decode[0].Get(), false);
+    AppendKV(&o, "l3", c.decode[1].Get());
+    AppendKV(&o, "l4", c.decode[2].Get());
+    AppendKV(&o, "malformed", c.decode[3].Get());
+    o += "},\"anomalies\":{";
+    bool first = true;
+    for (int b = 0; b < kAnomalyBits; ++b) {
+      const uint64_t v = c.anomalies[b].Get();
+      if (v == 0) continue;
+      AppendKV(&o, DecodeAnomalyName(1u << b), v, !first);
+      first = false;
+    }
+    o += "}";
+    AppendKV(&o, "fragments_untracked", c.fragments_untracked.Get());
+    AppendKV(&o, "passed_untracked", c.passed_untracked.Get());
+    o += ",\"flows\":{";
+    AppendKV(&o, "active", c.flows_active.Get(), false);
+    AppendKV(&o, "created", c.flows_created.Get());
+    o += ",\"ended\":{";
+    for (int r = 0; r < 4; ++r) {
+      AppendKV(&o, FlowEndReasonName(static_cast<FlowEndReason>(r)), c.flows_ended[r].Get(),
+               r != 0);
+    }
+    o += "}";
+    AppendKV(&o, "table_full", c.flow_table_full.Get());
+    AppendKV(&o, "emergency", c.emergency.Get());
+    AppendKV(&o, "emergency_entered", c.emergency_entered.Get());
+    AppendKV(&o, "max_chain", c.max_chain.Get());
+    o += "},\"events\":{";
+    AppendKV(&o, "enqueued", c.events_enqueued.Get(), false);
+    AppendKV(&o, "ring_full", c.events_ring_full.Get());
+    o += "}}";
+  }
+  o += "],\"eve\":{";
+  AppendKV(&o, "records", eve_.records(), false);
+  AppendKV(&o, "write_errors", eve_.write_errors());
+  o += ",\"path\":\"" + eve_.path() + "\"}";
+  AppendKV(&o, "watchdog_stalls", stalls_);
+  std::snprintf(buf, sizeof(buf), ",\"rx_pps\":%.0f",
+                elapsed_s_ > 0 ? static_cast<double>(total_rx) / elapsed_s_ : 0.0);
+  o += buf;
+  o += "}";
+  return o;
+}
+
+}  // namespace vigil::dp

@@ -1,0 +1,73 @@
+// The dataplane application after EAL init: mempools, ports, flow tables and event rings on each
+// worker's NUMA node, the workers on their lcores, and the exporter/housekeeping loop on the main
+// lcore (which is never a worker).
+//
+// Thread: main thread. Init() and Run() may block and allocate.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "dataplane/app/config.h"
+#include "dataplane/export/eve_writer.h"
+#include "dataplane/port/port.h"
+#include "dataplane/worker/worker.h"
+
+namespace vigil::dp {
+
+struct RunOptions {
+  bool replay = false;  // stop at the end of input; packet time from RX timestamps
+};
+
+class Dataplane {
+ public:
+  Dataplane();
+  ~Dataplane();
+
+  // `ports` must already be probed by EAL (vdevs from --vdev, PCI devices, or ethdevs a test
+  // created); they are matched by the device name in each PortConfig. Returns "" or an error.
+  std::string Init(const Config& config, const RunOptions& options);
+
+  // Launches the workers and runs the exporter until they stop: at the end of input in replay,
+  // or when *stop becomes true. Then drains every event, flushes the EVE file and stops ports.
+  void Run(std::atomic<bool>* stop);
+
+  // Counters as one JSON object (see docs/dataplane.md for the fields).
+  std::string CountersJson() const;
+
+  // Sum over workers of one port's counters.
+  struct PortTotals {
+    uint64_t rx_pkts = 0, rx_bytes = 0, fwd_pkts = 0, fwd_bytes = 0;
+    uint64_t drops[static_cast<int>(DropReason::kCount)] = {};
+    uint64_t dropped() const;
+    uint64_t in_flight() const { return rx_pkts - fwd_pkts - dropped(); }
+  };
+  PortTotals Totals(uint16_t port_index) const;
+  const std::vector<Port>& ports() const { return ports_; }
+  const EveWriter& eve() const { return eve_; }
+  uint64_t flows_created() const;
+
+ private:
+  uint32_t DrainEvents();
+  void PrintStats(double elapsed_s) const;
+
+  Config config_;
+  RunOptions options_;
+  std::vector<Port> ports_;
+  std::vector<rte_mempool*> pools_;
+  std::vector<rte_ring*> rings_;
+  std::vector<void*> flow_memory_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  EveWriter eve_;
+  std::atomic<bool> worker_stop_{false};
+  std::atomic<unsigned> workers_done_{0};
+  double elapsed_s_ = 0;
+  uint64_t stalls_ = 0;
+};
+
+}  // namespace vigil::dp

@@ -1,0 +1,169 @@
+// vigil-dataplane: the inline bridge.
+//
+//   vigil-dataplane --config FILE [--eve PATH] [-- EAL args...]            live, until SIGINT/TERM
+//   vigil-dataplane --config FILE --pcap-in IN [--pcap-out OUT] [...]       replay a capture
+//   vigil-dataplane --config FILE --check                                  validate, print EAL args
+//
+// Prints its counters as JSON on stdout when it stops.
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dataplane/app/config.h"
+#include "dataplane/app/dataplane.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true, std::memory_order_relaxed); }
+
+int Usage(const char* argv0) {
+  std::fprintf(stderr,
+               "usage: %s --config FILE [--pcap-in IN.pcap [--pcap-out OUT.pcap]] [--eve PATH]\n"
+               "       [--counters FILE] [--check] [-- EAL-ARGS...]\n"
+               "  --config FILE     vigil.yaml (see docs/configuration.md)\n"
+               "  --pcap-in IN      replay mode: run the capture through the full pipeline as\n"
+               "                    fast as possible on a net_pcap port, then exit\n"
+               "  --pcap-out OUT    replay mode: write the forwarded frames here\n"
+               "  --eve PATH        override outputs.eve.path\n"
+               "  --counters FILE   also write the final counters JSON to FILE\n"
+               "  --check           validate the config, print the EAL arguments, exit\n"
+               "  -- ARGS           extra EAL arguments, passed through verbatim\n",
+               argv0);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, pcap_in, pcap_out, eve_path, counters_path;
+  bool check = false;
+  std::vector<std::string> extra_eal;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (a == "--") {
+      for (++i; i < argc; ++i) extra_eal.emplace_back(argv[i]);
+    } else if (a == "--config") {
+      if (!value(&config_path)) return Usage(argv[0]);
+    } else if (a == "--pcap-in") {
+      if (!value(&pcap_in)) return Usage(argv[0]);
+    } else if (a == "--pcap-out") {
+      if (!value(&pcap_out)) return Usage(argv[0]);
+    } else if (a == "--eve") {
+      if (!value(&eve_path)) return Usage(argv[0]);
+    } else if (a == "--counters") {
+      if (!value(&counters_path)) return Usage(argv[0]);
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "-h" || a == "--help") {
+      Usage(argv[0]);
+      return 0;
+    } else {
+      std::fprintf(stderr, "vigil-dataplane: unknown argument '%s'\n", a.c_str());
+      return Usage(argv[0]);
+    }
+  }
+  if (config_path.empty()) return Usage(argv[0]);
+  if (!pcap_out.empty() && pcap_in.empty()) {
+    std::fprintf(stderr, "vigil-dataplane: --pcap-out needs --pcap-in\n");
+    return 2;
+  }
+
+  vigil::dp::ConfigResult loaded = vigil::dp::LoadConfigFile(config_path);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+    std::fprintf(stderr, "vigil-dataplane: %zu error(s) in %s\n", loaded.errors.size(),
+                 config_path.c_str());
+    return 2;
+  }
+  vigil::dp::Config config = *loaded.config;
+  if (!eve_path.empty()) config.eve_path = eve_path;
+
+  vigil::dp::RunOptions options;
+  if (!pcap_in.empty()) {
+    // Replay: one net_pcap port bridged to itself, one worker (a pcap port has one queue).
+    for (const std::string* p : {&pcap_in, &pcap_out}) {
+      if (p->find(',') != std::string::npos) {
+        std::fprintf(stderr, "vigil-dataplane: pcap paths cannot contain ',': %s\n", p->c_str());
+        return 2;
+      }
+    }
+    if (FILE* f = std::fopen(pcap_in.c_str(), "rb")) {
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "vigil-dataplane: --pcap-in %s: %s\n", pcap_in.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    options.replay = true;
+    vigil::dp::PortConfig port;
+    port.name = "pcap";
+    port.device = "net_pcap_vigil0,rx_pcap=" + pcap_in;
+    if (!pcap_out.empty()) port.device += ",tx_pcap=" + pcap_out;
+    config.ports = {port};
+    config.bridges.clear();
+    config.worker_lcores.resize(1);
+  }
+
+  // Without hugepages no secondary process can attach anyway: --no-shconf keeps instances
+  // (tests, replays) from contending for one runtime config file.
+  if (!config.hugepages) extra_eal.insert(extra_eal.begin(), "--no-shconf");
+  std::vector<std::string> eal_args = vigil::dp::BuildEalArgs(config, argv[0], extra_eal);
+  if (check) {
+    std::printf("config ok: %s\neal:", config_path.c_str());
+    for (const auto& a : eal_args) std::printf(" %s", a.c_str());
+    std::printf("\n");
+    return 0;
+  }
+
+  std::vector<char*> eal_argv;
+  for (auto& a : eal_args) eal_argv.push_back(a.data());
+  eal_argv.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(eal_args.size()), eal_argv.data()) < 0) {
+    std::fprintf(stderr, "vigil-dataplane: EAL init failed: %s\n", rte_strerror(rte_errno));
+    return 1;
+  }
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  int rc = 0;
+  {
+    vigil::dp::Dataplane dp;
+    const std::string err = dp.Init(config, options);
+    if (!err.empty()) {
+      std::fprintf(stderr, "vigil-dataplane: %s\n", err.c_str());
+      rc = 1;
+    } else {
+      if (!options.replay) {
+        std::fprintf(stderr, "vigil-dataplane: forwarding; Ctrl-C to stop\n");
+      }
+      dp.Run(&g_stop);
+      const std::string json = dp.CountersJson();
+      std::printf("%s\n", json.c_str());
+      if (!counters_path.empty()) {
+        if (FILE* f = std::fopen(counters_path.c_str(), "w")) {
+          std::fprintf(f, "%s\n", json.c_str());
+          std::fclose(f);
+        } else {
+          std::fprintf(stderr, "vigil-dataplane: cannot write %s\n", counters_path.c_str());
+          rc = 1;
+        }
+      }
+    }
+  }
+  rte_eal_cleanup();
+  return rc;
+}

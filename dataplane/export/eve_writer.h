@@ -1,0 +1,49 @@
+// EVE JSON output: one line per event, with Suricata's field names, appended to a file.
+//
+// Thread: the exporter (main) thread only; blocks on file I/O, which is why workers never call it.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "dataplane/flow/flow_table.h"
+
+namespace vigil::dp {
+
+// "2017-12-20T16:48:44.343469+0000" (Suricata's EVE timestamp format, UTC).
+std::string FormatEveTime(uint64_t ns);
+// Dotted quad for IPv4 (from its IPv4-mapped form when ip_version is 4), RFC 5952 text for IPv6.
+std::string FormatAddr(const uint8_t addr[16], uint8_t ip_version);
+const char* ProtoName(uint8_t proto);
+
+// Appends one EVE `flow` event (no trailing newline) to `out`.
+void AppendFlowEve(const FlowRecord& rec, const std::string& host, std::string* out);
+
+class EveWriter {
+ public:
+  EveWriter() = default;
+  ~EveWriter();
+  EveWriter(const EveWriter&) = delete;
+  EveWriter& operator=(const EveWriter&) = delete;
+
+  // Opens `path` for appending (creating parent directories). Returns "" or an error.
+  std::string Open(const std::string& path, const std::string& host);
+  void Write(const FlowRecord& rec);
+  void Flush();
+  void Close();
+
+  uint64_t records() const { return records_; }
+  uint64_t write_errors() const { return write_errors_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  FILE* file_ = nullptr;
+  std::string path_;
+  std::string host_;
+  std::string line_;
+  uint64_t records_ = 0;
+  uint64_t write_errors_ = 0;
+};
+
+}  // namespace vigil::dp

@@ -1,0 +1,158 @@
+// The worker: one pinned lcore running RX burst → decode → flow → verdict → staged TX, forever.
+// Never blocks, never allocates after construction, shares nothing writable with other threads
+// except its own counters (single writer, relaxed atomics) and its event ring (single producer).
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/app/config.h"
+#include "dataplane/flow/flow_table.h"
+#include "dataplane/packet/decoder.h"
+
+namespace vigil::dp {
+
+inline constexpr uint16_t kBurst = 32;
+inline constexpr int kAnomalyBits = 18;
+inline constexpr uint16_t kMaxPorts = 32;
+
+// A counter with one writer (its worker) and any number of readers. Relaxed ordering: readers
+// want a recent value, not a synchronised one, and x86 stores are not torn.
+class Counter {
+ public:
+  void Add(uint64_t n) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Set(uint64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
+  uint64_t Get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// Drop reasons. Every received packet is forwarded, dropped for exactly one of these, or still
+// staged for TX (in flight, at most a burst per port).
+enum class DropReason : uint8_t {
+  kTxFull,         // the NIC did not take it: freed and counted
+  kFlowTableFull,  // exception policy drop-packet/drop-flow on a full flow table
+  kFlowAction,     // its flow is marked drop (exception policy drop-flow, later: verdicts)
+  kCount,
+};
+const char* DropReasonName(DropReason r) noexcept;
+
+// Per worker, per RX port. A packet received on port P is forwarded to P's peer; drops at TX on
+// the peer are charged to P, so rx = forwarded + dropped + in flight for each P.
+struct alignas(64) PortCounters {
+  Counter rx_pkts;
+  Counter rx_bytes;
+  Counter fwd_pkts;
+  Counter fwd_bytes;
+  Counter drops[static_cast<int>(DropReason::kCount)];
+};
+
+struct alignas(64) WorkerCounters {
+  Counter iterations;  // loop passes: a watchdog sees a stalled worker when this stops moving
+  Counter rx_bursts;   // non-empty bursts
+  Counter decode[4];   // by DecodeClass
+  Counter anomalies[kAnomalyBits];
+  Counter fragments_untracked;  // non-first IP fragments: forwarded, not flow-tracked until defrag
+  Counter passed_untracked;     // flow table full, policy pass/bypass: forwarded uninspected
+  Counter flows_active;
+  Counter flows_created;
+  Counter flows_ended[4];  // by FlowEndReason
+  Counter flow_table_full;
+  Counter emergency;  // 1 while in emergency mode
+  Counter emergency_entered;
+  Counter max_chain;
+  Counter events_enqueued;
+  Counter events_ring_full;  // flow records lost because the exporter fell behind
+};
+
+struct WorkerQueue {
+  uint16_t rx_port_index;  // index into the dataplane's port table
+  uint16_t rx_port_id;     // DPDK ids
+  uint16_t rx_queue;
+  uint16_t tx_port_index;
+  uint16_t tx_port_id;
+  uint16_t tx_queue;
+};
+
+struct WorkerOptions {
+  uint16_t worker_id = 0;
+  unsigned lcore = 0;
+  bool replay = false;          // packet time from mbuf timestamps; stop at end of input
+  int timestamp_offset = -1;    // mbuf dynfield offset of the RX timestamp (-1: none)
+  uint64_t timestamp_flag = 0;  // its ol_flags bit
+  uint64_t timestamp_scale = 1;  // multiplier to nanoseconds
+  ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
+  uint32_t tx_flush_us = 100;
+};
+
+class Worker final : public FlowEndSink {
+ public:
+  // `flow_memory`: FlowTable::MemoryBytes() bytes on the worker's NUMA node.
+  Worker(const WorkerOptions& options, const FlowConfig& flow_config, uint64_t hash_seed,
+         void* flow_memory, std::vector<WorkerQueue> queues, uint16_t nb_ports,
+         rte_ring* event_ring, const std::atomic<bool>* stop);
+
+  // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
+  // every flow (kShutdown). Call on the worker's lcore.
+  void Run() noexcept;
+
+  // One loop pass: RX and process one burst from each queue, flush TX and expire flows when due.
+  // Returns the number of packets received.
+  uint32_t PollOnce() noexcept;
+  // Transmits everything staged, then ends every flow and publishes counters.
+  void Finish() noexcept;
+
+  const WorkerCounters& counters() const noexcept { return counters_; }
+  const PortCounters& port_counters(uint16_t port_index) const noexcept {
+    return port_counters_[port_index];
+  }
+  uint16_t id() const noexcept { return options_.worker_id; }
+  unsigned lcore() const noexcept { return options_.lcore; }
+
+  void OnFlowEnd(const Flow& flow, FlowEndReason reason) noexcept override;
+
+ private:
+  struct TxBuffer {
+    uint16_t port_id;
+    uint16_t queue;
+    uint16_t rx_port_index;  // whose packets these are (for drop accounting)
+    uint16_t count;
+    rte_mbuf* pkts[kBurst];
+  };
+
+  void ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noexcept;
+  void Stage(uint16_t tx_index, rte_mbuf* m) noexcept;
+  void FlushTx(uint16_t tx_index) noexcept;
+  void FlushAll() noexcept;
+  void Housekeeping(uint64_t tsc) noexcept;
+  void Drop(uint16_t rx_port_index, rte_mbuf* m, DropReason reason) noexcept;
+  void PublishFlowCounters() noexcept;
+  uint64_t WallNs(uint64_t tsc) const noexcept;
+
+  WorkerOptions options_;
+  FlowTable flows_;
+  std::vector<WorkerQueue> queues_;
+  std::vector<TxBuffer> tx_;  // one per queue entry, indexed like queues_
+  std::vector<PortCounters> port_counters_;
+  WorkerCounters counters_;
+  rte_ring* event_ring_;
+  const std::atomic<bool>* stop_;
+  uint64_t anomaly_counts_[kAnomalyBits] = {};
+  uint64_t decode_counts_[4] = {};
+  uint64_t now_ns_ = 0;  // packet time in replay, wall time otherwise
+  uint64_t tsc_hz_;
+  uint64_t flush_cycles_;
+  uint64_t last_flush_tsc_ = 0;
+  uint64_t wall_base_ns_;
+  uint64_t tsc_base_;
+  uint32_t expire_budget_;
+  uint32_t idle_polls_ = 0;
+  alignas(64) uint8_t scratch_[65535];
+};
+
+}  // namespace vigil::dp
