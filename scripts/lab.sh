@@ -74,6 +74,6 @@ case "$cmd" in
   status) status ;;
   exec)
     where=${2:?left|right|br}; shift 2
-    ip netns exec "$p-$where" "$@" ;;
+    exec ip netns exec "$p-$where" "$@" ;;
   *) echo "usage: $0 up|down|status|exec left|right|br CMD..." >&2; exit 2 ;;
 esac

@@ -147,8 +147,8 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     if (rte_mbuf_dyn_rx_timestamp_register(&offset, &flag) == 0) {
       wo.timestamp_offset = offset;
       wo.timestamp_flag = flag;
-      // net_pcap stores the capture's timestamp in nanoseconds since the epoch.
-      wo.timestamp_scale = 1;
+      // net_pcap (DPDK 22.11) stores the capture's timestamp in microseconds since the epoch.
+      wo.timestamp_scale = 1000;
     }
   }
   const uint64_t seed = config.flow.hash_seed.has_value() ? *config.flow.hash_seed : SecretSeed();

@@ -5,6 +5,7 @@
 //   vigil-dataplane --config FILE --check                                  validate, print EAL args
 //
 // Prints its counters as JSON on stdout when it stops.
+#include <pcap/pcap.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 
@@ -100,11 +101,20 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
-    if (FILE* f = std::fopen(pcap_in.c_str(), "rb")) {
-      std::fclose(f);
-    } else {
-      std::fprintf(stderr, "vigil-dataplane: --pcap-in %s: %s\n", pcap_in.c_str(),
-                   std::strerror(errno));
+    char errbuf[PCAP_ERRBUF_SIZE];
+    pcap_t* pc = pcap_open_offline(pcap_in.c_str(), errbuf);
+    if (pc == nullptr) {
+      std::fprintf(stderr, "vigil-dataplane: --pcap-in %s: %s\n", pcap_in.c_str(), errbuf);
+      return 2;
+    }
+    const int linktype = pcap_datalink(pc);
+    pcap_close(pc);
+    if (linktype != DLT_EN10MB) {
+      // The bridge carries Ethernet frames; anything else would be decoded as garbage.
+      std::fprintf(stderr,
+                   "vigil-dataplane: --pcap-in %s: link type %d (%s) is not Ethernet; convert "
+                   "it first (e.g. tcprewrite --dlt=enet)\n",
+                   pcap_in.c_str(), linktype, pcap_datalink_val_to_name(linktype));
       return 2;
     }
     options.replay = true;

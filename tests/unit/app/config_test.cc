@@ -82,13 +82,12 @@ void ExpectErrors(const std::string& yaml, M... matchers) {
   EXPECT_THAT(r.errors, ElementsAre(matchers...)) << yaml;
 }
 
-const Config& LoadOk(const std::string& yaml) {
-  static ConfigResult r;
-  r = LoadConfigString(yaml);
+// Loads `yaml`, expecting no errors; a default Config (after a test failure) when there are any.
+Config LoadOk(const std::string& yaml) {
+  ConfigResult r = LoadConfigString(yaml);
   EXPECT_THAT(r.errors, IsEmpty()) << yaml;
-  if (!r.config) ADD_FAILURE() << "no config";
-  static const Config kEmpty;
-  return r.config ? *r.config : kEmpty;
+  EXPECT_TRUE(r.config.has_value());
+  return r.config.value_or(Config{});
 }
 
 // Two bridged vdev ports: the smallest valid document (5 lines).
@@ -235,7 +234,7 @@ TEST(ConfigTest, DefaultsWhenKeysAbsent) {
 }
 
 TEST(ConfigTest, PartialSectionsKeepOtherDefaults) {
-  const Config& c = LoadOk(std::string(kMinimal) + R"(flow:
+  const Config c = LoadOk(std::string(kMinimal) + R"(flow:
   timeouts:
     tcp: {established: 3600}
   emergency_timeouts:
@@ -459,7 +458,7 @@ workers:
 }
 
 TEST(ConfigTest, RangeBoundsAreInclusive) {
-  const Config& c = LoadOk(R"(ports:
+  const Config c = LoadOk(R"(ports:
   - {name: a, device: net_null0, rx_desc: 64, tx_desc: 8192}
   - {name: b, device: net_null1}
 bridges:
@@ -512,7 +511,7 @@ TEST(ConfigTest, EveryLogLevelAndPolicyIsAccepted) {
   for (ExceptionPolicy p : policies) {
     const std::string name = ExceptionPolicyName(p);
     SCOPED_TRACE(name);
-    const Config& c =
+    const Config c =
         LoadOk(std::string(kMinimal) + "exception_policy: {flow_table_full: " + name + "}\n");
     EXPECT_EQ(c.exception_policy.flow_table_full, p);
   }
@@ -724,8 +723,8 @@ TEST(ConfigTest, DeviceKinds) {
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.device);
-    const Config& c = LoadOk(std::string("ports:\n  - name: a\n    device: \"") + k.device +
-                             "\"\n  - {name: b, device: net_null9}\nbridges: [[a, b]]\n");
+    const Config c = LoadOk(std::string("ports:\n  - name: a\n    device: \"") + k.device +
+                            "\"\n  - {name: b, device: net_null9}\nbridges: [[a, b]]\n");
     ASSERT_EQ(c.ports.size(), 2u);
     EXPECT_EQ(c.ports[0].device, k.device);
     EXPECT_EQ(c.ports[0].is_pci, k.is_pci);
