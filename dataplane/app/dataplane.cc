@@ -261,7 +261,9 @@ uint64_t Dataplane::flows_created() const {
 }
 
 void Dataplane::PrintStats(double elapsed_s) const {
-  std::string line = "stats t=" + std::to_string(static_cast<int>(elapsed_s)) + "s";
+  char t[32];
+  std::snprintf(t, sizeof(t), "stats t=%.3fs", elapsed_s);
+  std::string line = t;
   for (size_t i = 0; i < ports_.size(); ++i) {
     const PortTotals t = Totals(static_cast<uint16_t>(i));
     line += " | " + ports_[i].name + " rx=" + std::to_string(t.rx_pkts) +
