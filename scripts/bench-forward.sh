@@ -29,8 +29,13 @@ out_dev="net_null0,no-rx=1"
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "bench: mix $mix, $pkts packets; $secs s per run, the first $warm s after traffic starts not counted"
 
+# The machine's speed drifts (shared host): the two programs run alternately, BENCH_ROUNDS times,
+# and each round's ratio compares runs made seconds apart. The median round is reported.
+rounds=${BENCH_ROUNDS:-3}
+tp_rates=(); vg_rates=()
+run_round() {
 # testpmd prints per-port Rx-pps every second; average the steady-state samples of port 0.
-echo "bench: dpdk-testpmd --forward-mode=io ..."
+echo "bench: round $round: dpdk-testpmd --forward-mode=io ..."
 timeout -s INT $((secs + 40)) dpdk-testpmd $mem --no-pci --no-shconf --file-prefix vbench-tp -l 0-1 \
   --vdev "$in_dev" --vdev "$out_dev" --log-level 'pmd.*:error' -- \
   --forward-mode=io --total-num-mbufs=$mbufs --no-flush-rx --port-topology=chained \
@@ -57,9 +62,9 @@ except ProcessLookupError:
 print(sum(samples) / len(samples) if samples else 0)
 PY
 wait $tp || true
-tp_rate=$(cat "$work/testpmd.rate")
+tp_rates+=("$(cat "$work/testpmd.rate")")
 
-echo "bench: vigil-dataplane ..."
+echo "bench: round $round: vigil-dataplane ..."
 cat >"$work/vigil.yaml" <<YAML
 sensor: {name: bench}
 eal: {file_prefix: vbench-vg, log_level: err, memory: {$memyaml}}
@@ -94,20 +99,33 @@ except ProcessLookupError:
 print(rate)
 PY
 wait $vg || true
-vg_rate=$(cat "$work/vigil.rate")
+vg_rates+=("$(cat "$work/vigil.rate")")
 tail -1 "$work/vigil.log" >"$work/vigil-counters.json"
 
-python3 - "$tp_rate" "$vg_rate" "$work/vigil-counters.json" <<'PY'
-import json, sys
-tp, vg = float(sys.argv[1]), float(sys.argv[2])
+}
+for round in $(seq 1 "$rounds"); do run_round; done
+
+python3 - "${tp_rates[*]}" "${vg_rates[*]}" "$work/vigil-counters.json" <<'PY'
+import json, statistics, sys
+tp = [float(x) for x in sys.argv[1].split()]
+vg = [float(x) for x in sys.argv[2].split()]
 try:
     c = json.load(open(sys.argv[3]))
     w = c["workers"][0]
-    extra = (f" (flows created {w['flows']['created']}, EVE records {c['eve']['records']}, "
-             f"dropped {c['ports'][0]['dropped_total']})")
+    extra = (f"last vigil run: flows created {w['flows']['created']}, EVE records "
+             f"{c['eve']['records']}, dropped {c['ports'][0]['dropped_total']}, "
+             f"max chain {w['flows']['max_chain']}")
 except Exception:
     extra = ""
-print(f"testpmd io-forward : {tp/1e6:6.2f} Mpps")
-print(f"vigil bridge+flows : {vg/1e6:6.2f} Mpps{extra}")
-print(f"ratio vigil/testpmd: {vg/tp:6.1%}" if tp > 0 else "ratio: n/a (testpmd gave no rate)")
+ratios = []
+for i, (a, b) in enumerate(zip(tp, vg), 1):
+    r = b / a if a > 0 else 0
+    ratios.append(r)
+    print(f"round {i}: testpmd {a/1e6:5.2f} Mpps, vigil {b/1e6:5.2f} Mpps, ratio {r:6.1%}")
+if extra:
+    print(extra)
+if ratios:
+    print(f"testpmd io-forward : {statistics.median(tp)/1e6:6.2f} Mpps (median)")
+    print(f"vigil bridge+flows : {statistics.median(vg)/1e6:6.2f} Mpps (median)")
+    print(f"ratio vigil/testpmd: {statistics.median(ratios):6.1%} (median of {len(ratios)} rounds)")
 PY

@@ -152,6 +152,18 @@ class FlowTable {
   // (kTimeout) and a new one begins; a SYN on a closed TCP flow ends it (kTcpReuse).
   FlowLookup Process(const PacketMeta& meta, uint32_t frame_len, uint64_t now_ns,
                      FlowEndSink& sink) noexcept;
+  // The same, in stages for a burst: the caller builds every packet's key and hash first and
+  // prefetches (PrefetchBucket, then PrefetchFlow) so the lookups below hit the cache.
+  FlowLookup Process(const FlowKey& key, uint32_t hash, bool sender_is_lo,
+                     const PacketMeta& meta, uint32_t frame_len, uint64_t now_ns,
+                     FlowEndSink& sink) noexcept;
+  void PrefetchBucket(uint32_t hash) const noexcept {
+    __builtin_prefetch(&buckets_[hash & bucket_mask_]);
+  }
+  void PrefetchFlow(uint32_t hash) const noexcept {
+    const uint32_t idx = buckets_[hash & bucket_mask_];
+    if (idx != kNil) __builtin_prefetch(&flows_[idx]);
+  }
 
   // Looks at up to `budget` entries from the scan cursor and ends those idle past their timeout.
   // Returns the number ended.
@@ -165,11 +177,16 @@ class FlowTable {
   bool emergency() const noexcept { return emergency_; }
   const FlowTableCounters& counters() const noexcept { return counters_; }
 
-  // Exposed for tests: the keyed hash of a key, and building a canonical key from a packet.
+  // The keyed hash of a canonical key.
   uint32_t Hash(const FlowKey& key) const noexcept;
-  static bool MakeKey(const PacketMeta& meta, FlowKey* key) noexcept;  // true: sender is lo side
+  // Builds the canonical key of a packet; returns true when the sender is the lo side.
+  static bool MakeKey(const PacketMeta& meta, FlowKey* key) noexcept;
+  // MakeKey and Hash in one pass over registers (the hot path); returns the hash.
+  uint32_t MakeKeyHash(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo) const noexcept;
 
  private:
+  uint32_t HashWords(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3,
+                     uint64_t w4) const noexcept;
   uint64_t TimeoutNs(const Flow& flow) const noexcept;
   Flow* Allocate(uint64_t now_ns, FlowEndSink& sink) noexcept;
   void Unlink(Flow* flow) noexcept;
@@ -182,7 +199,7 @@ class FlowTable {
 
   FlowConfig config_;
   uint64_t timeouts_ns_[2][9];  // [emergency][class*state], see TimeoutNs
-  uint64_t hash_keys_[11];
+  uint64_t hash_keys_[6];
   uint32_t capacity_;
   uint32_t bucket_mask_;
   uint32_t enter_emergency_at_;

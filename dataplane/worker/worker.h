@@ -125,6 +125,16 @@ class Worker final : public FlowEndSink {
     rte_mbuf* pkts[kBurst];
   };
 
+  // Per-packet state carried between the stages of ProcessBurst.
+  struct BurstSlot {
+    PacketMeta meta;
+    FlowKey key;
+    uint64_t ts;
+    uint32_t hash;
+    bool sender_is_lo;
+    bool track;
+  };
+
   void ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noexcept;
   void Stage(uint16_t tx_index, rte_mbuf* m) noexcept;
   void FlushTx(uint16_t tx_index) noexcept;
@@ -152,6 +162,7 @@ class Worker final : public FlowEndSink {
   uint64_t tsc_base_;
   uint32_t expire_budget_;
   uint32_t idle_polls_ = 0;
+  BurstSlot burst_[kBurst];
   alignas(64) uint8_t scratch_[65535];
 };
 

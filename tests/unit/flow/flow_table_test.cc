@@ -320,6 +320,26 @@ TEST(FlowTableTest, HashIsSymmetricAndSeeded) {
   EXPECT_LT(same, 20);
 }
 
+TEST(FlowTableTest, FusedKeyHashMatchesKeyThenHash) {
+  FlowTable t(SmallConfig(), 77, 0);
+  for (uint32_t i = 0; i < 500; ++i) {
+    PacketMeta m = Pkt(kClient + i * 13, static_cast<uint16_t>(i), kServer - i, 443,
+                       i % 2 ? 6 : 17);
+    m.vlan_count = static_cast<uint8_t>(i % 3);
+    m.vlan[0] = static_cast<uint16_t>(i & 0xfff);
+    m.vlan[1] = static_cast<uint16_t>((i * 7) & 0xfff);
+    for (const PacketMeta& p : {m, Reverse(m, 0)}) {
+      FlowKey a, b;
+      bool lo_fused;
+      const uint32_t h = t.MakeKeyHash(p, &a, &lo_fused);
+      const bool lo = FlowTable::MakeKey(p, &b);
+      ASSERT_EQ(std::memcmp(&a, &b, sizeof(a)), 0);
+      ASSERT_EQ(lo_fused, lo);
+      ASSERT_EQ(h, t.Hash(b));
+    }
+  }
+}
+
 TEST(FlowTableTest, HashSpreadsSequentialAddresses) {
   FlowTable t(SmallConfig(65536), 99, 0);
   std::vector<int> buckets(4096, 0);
