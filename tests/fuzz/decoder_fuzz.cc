@@ -1,8 +1,7 @@
 // libFuzzer target for the frame decoder: any input must decode without a memory error, and every
 // offset/length the decoder reports must lie inside the input.
 //
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//       dataplane/packet/decoder.cc tests/fuzz/decoder_fuzz.cc -o decoder_fuzz
+// Built and run by scripts/fuzz.sh (clang, -fsanitize=fuzzer,address,undefined).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
