@@ -23,8 +23,8 @@ enum class ExceptionPolicy : uint8_t {
 const char* ExceptionPolicyName(ExceptionPolicy p) noexcept;
 
 struct PortConfig {
-  std::string name;    // referenced by bridges
-  std::string device;  // PCI address ("0000:03:00.0") or DPDK vdev string ("net_pcap0,rx_pcap=f")
+  std::string name;     // referenced by bridges
+  std::string device;   // PCI address ("0000:03:00.0") or DPDK vdev string ("net_pcap0,rx_pcap=f")
   bool is_pci = false;  // derived from `device`
   uint16_t rx_desc = 1024;
   uint16_t tx_desc = 1024;
@@ -104,8 +104,8 @@ struct Config {
 
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based; 0 when unknown
+  int line = 0;       // 1-based; 0 when unknown
+  int column = 0;     // 1-based; 0 when unknown
   std::string field;  // dotted path, e.g. "flow.timeouts.tcp.new" or "ports[1].device"
   std::string message;
   std::string ToString() const;  // "file:line:column: field: message"

@@ -80,26 +80,26 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
   for (size_t w = 0; w < nb_workers; ++w) {
     const int socket = static_cast<int>(rte_lcore_to_socket_id(config.worker_lcores[w]));
     const std::string pool_name = "vigil_mp" + std::to_string(w);
-    rte_mempool* pool = rte_pktmbuf_pool_create(pool_name.c_str(), config.mbufs_per_worker, 256,
-                                                0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    rte_mempool* pool = rte_pktmbuf_pool_create(pool_name.c_str(), config.mbufs_per_worker, 256, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, socket);
     if (pool == nullptr) {
       return "workers.mbufs_per_worker: cannot create mempool of " +
-             std::to_string(config.mbufs_per_worker) + " mbufs on node " +
-             std::to_string(socket) + ": " + rte_strerror(rte_errno) +
+             std::to_string(config.mbufs_per_worker) + " mbufs on node " + std::to_string(socket) +
+             ": " + rte_strerror(rte_errno) +
              " (raise eal.memory.size_mb or lower mbufs_per_worker)";
     }
     pools_.push_back(pool);
     const std::string ring_name = "vigil_ev" + std::to_string(w);
-    rte_ring* ring = rte_ring_create_elem(ring_name.c_str(), sizeof(FlowRecord),
-                                          config.event_ring_size, socket,
-                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* ring =
+        rte_ring_create_elem(ring_name.c_str(), sizeof(FlowRecord), config.event_ring_size, socket,
+                             RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (ring == nullptr) {
       return "outputs.event_ring_size: cannot create event ring: " +
              std::string(rte_strerror(rte_errno));
     }
     rings_.push_back(ring);
-    void* mem = rte_zmalloc_socket("vigil_flows", FlowTable::MemoryBytes(config.flow.capacity),
-                                   64, socket);
+    void* mem =
+        rte_zmalloc_socket("vigil_flows", FlowTable::MemoryBytes(config.flow.capacity), 64, socket);
     if (mem == nullptr) {
       return "flow.capacity: cannot allocate " +
              std::to_string(FlowTable::MemoryBytes(config.flow.capacity) >> 20) +
@@ -162,16 +162,17 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
                                    p.peer, peer.port_id, static_cast<uint16_t>(w)});
     }
     if (queues.empty()) {
-      std::fprintf(stderr, "vigil: worker lcore %u has no queue to serve (ports have fewer "
-                   "queues than workers): it idles\n", config.worker_lcores[w]);
+      std::fprintf(stderr,
+                   "vigil: worker lcore %u has no queue to serve (ports have fewer "
+                   "queues than workers): it idles\n",
+                   config.worker_lcores[w]);
     }
     wo.worker_id = static_cast<uint16_t>(w);
     wo.lcore = config.worker_lcores[w];
     // Each worker keys its table with its own secret derived from the seed.
-    workers_.push_back(std::make_unique<Worker>(wo, config.flow, seed + 0x9e3779b97f4a7c15ull * w,
-                                                flow_memory_[w], std::move(queues),
-                                                static_cast<uint16_t>(ports_.size()), rings_[w],
-                                                &worker_stop_));
+    workers_.push_back(std::make_unique<Worker>(
+        wo, config.flow, seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
+        static_cast<uint16_t>(ports_.size()), rings_[w], &worker_stop_));
   }
 
   if (config.eve_enabled) {
@@ -186,8 +187,7 @@ uint32_t Dataplane::DrainEvents() {
   FlowRecord recs[64];
   for (rte_ring* ring : rings_) {
     unsigned n;
-    while ((n = rte_ring_sc_dequeue_burst_elem(ring, recs, sizeof(FlowRecord), 64, nullptr)) >
-           0) {
+    while ((n = rte_ring_sc_dequeue_burst_elem(ring, recs, sizeof(FlowRecord), 64, nullptr)) > 0) {
       for (unsigned i = 0; i < n; ++i) eve_.Write(recs[i]);
       total += n;
     }
@@ -271,14 +271,15 @@ void Dataplane::PrintStats(double elapsed_s) const {
   }
   uint64_t active = 0;
   for (const auto& w : workers_) active += w->counters().flows_active.Get();
-  line += " | flows active=" + std::to_string(active) + " created=" +
-          std::to_string(flows_created()) + " eve=" + std::to_string(eve_.records());
+  line += " | flows active=" + std::to_string(active) +
+          " created=" + std::to_string(flows_created()) + " eve=" + std::to_string(eve_.records());
   std::fprintf(stdout, "%s\n", line.c_str());
   std::fflush(stdout);
 }
 
 std::string Dataplane::CountersJson() const {
-  std::string o = "{\"sensor\":\"" + config_.sensor_name + "\"";
+  std::string o = "{\"sensor\":";
+  AppendJsonString(&o, config_.sensor_name);
   o += ",\"mode\":\"" + std::string(options_.replay ? "replay" : "live") + "\"";
   char buf[64];
   std::snprintf(buf, sizeof(buf), ",\"elapsed_s\":%.6f", elapsed_s_);
@@ -290,7 +291,9 @@ std::string Dataplane::CountersJson() const {
     const PortTotals t = Totals(static_cast<uint16_t>(i));
     total_rx += t.rx_pkts;
     if (i) o += ",";
-    o += "{\"name\":\"" + p.name + "\",\"port_id\":" + std::to_string(p.port_id);
+    o += "{\"name\":";
+    AppendJsonString(&o, p.name);
+    o += ",\"port_id\":" + std::to_string(p.port_id);
     o += ",\"peer\":\"" + ports_[p.peer].name + "\"";
     AppendKV(&o, "queues", p.nb_queues);
     o += std::string(",\"rss\":") + (p.rss ? "true" : "false");
@@ -363,7 +366,9 @@ std::string Dataplane::CountersJson() const {
   o += "],\"eve\":{";
   AppendKV(&o, "records", eve_.records(), false);
   AppendKV(&o, "write_errors", eve_.write_errors());
-  o += ",\"path\":\"" + eve_.path() + "\"}";
+  o += ",\"path\":";
+  AppendJsonString(&o, eve_.path());
+  o += "}";
   AppendKV(&o, "watchdog_stalls", stalls_);
   std::snprintf(buf, sizeof(buf), ",\"rx_pps\":%.0f",
                 elapsed_s_ > 0 ? static_cast<double>(total_rx) / elapsed_s_ : 0.0);

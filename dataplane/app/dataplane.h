@@ -5,13 +5,13 @@
 // Thread: main thread. Init() and Run() may block and allocate.
 #pragma once
 
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <rte_mempool.h>
-#include <rte_ring.h>
 
 #include "dataplane/app/config.h"
 #include "dataplane/export/eve_writer.h"

@@ -38,7 +38,8 @@ void AppendTcpFlagBools(std::string* out, uint8_t flags) {
   }
 }
 
-// JSON string escaping for the few free-text fields (host name).
+}  // namespace
+
 void AppendJsonString(std::string* out, const std::string& s) {
   out->push_back('"');
   for (const unsigned char c : s) {
@@ -55,8 +56,6 @@ void AppendJsonString(std::string* out, const std::string& s) {
   }
   out->push_back('"');
 }
-
-}  // namespace
 
 std::string FormatEveTime(uint64_t ns) {
   const time_t secs = static_cast<time_t>(ns / 1000000000ull);
@@ -186,7 +185,8 @@ std::string EveWriter::Open(const std::string& path, const std::string& host) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   file_ = std::fopen(path.c_str(), "a");
-  if (file_ == nullptr) return "outputs.eve.path: cannot open " + path + ": " + std::strerror(errno);
+  if (file_ == nullptr)
+    return "outputs.eve.path: cannot open " + path + ": " + std::strerror(errno);
   std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
   path_ = path;
   host_ = host;

@@ -16,6 +16,8 @@ std::string FormatEveTime(uint64_t ns);
 // Dotted quad for IPv4 (from its IPv4-mapped form when ip_version is 4), RFC 5952 text for IPv6.
 std::string FormatAddr(const uint8_t addr[16], uint8_t ip_version);
 const char* ProtoName(uint8_t proto);
+// Appends `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+void AppendJsonString(std::string* out, const std::string& s);
 
 // Appends one EVE `flow` event (no trailing newline) to `out`.
 void AppendFlowEve(const FlowRecord& rec, const std::string& host, std::string* out);

@@ -160,11 +160,11 @@ FlowTable::FlowTable(const FlowConfig& config, uint64_t seed, uint16_t worker_id
       static_cast<uint32_t>(uint64_t{capacity_} * config.emergency_exit_percent / 100);
   owns_memory_ = memory == nullptr;
   if (owns_memory_) {
-    memory = ::operator new(MemoryBytes(capacity_), std::align_val_t{64});
+    memory = ::operator new (MemoryBytes(capacity_), std::align_val_t{64});
   }
   flows_ = static_cast<Flow*>(memory);
-  buckets_ = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(memory) +
-                                         size_t{capacity_} * sizeof(Flow));
+  buckets_ =
+      reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(memory) + size_t{capacity_} * sizeof(Flow));
   std::memset(flows_, 0, size_t{capacity_} * sizeof(Flow));
   for (uint32_t i = 0; i < capacity_; ++i) flows_[i].next = i + 1 < capacity_ ? i + 1 : kNil;
   free_head_ = 0;
@@ -172,7 +172,7 @@ FlowTable::FlowTable(const FlowConfig& config, uint64_t seed, uint16_t worker_id
 }
 
 FlowTable::~FlowTable() {
-  if (owns_memory_) ::operator delete(flows_, std::align_val_t{64});
+  if (owns_memory_) ::operator delete (flows_, std::align_val_t{64});
 }
 
 // The flow hash: wyhash's multiply-fold ("mum") over the five 64-bit words of the canonical key,
@@ -194,8 +194,8 @@ inline uint64_t Load64(const uint8_t* p) noexcept {
 
 uint32_t FlowTable::HashWords(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3,
                               uint64_t w4) const noexcept {
-  uint64_t h = Mum(w0 ^ hash_keys_[0], w1 ^ hash_keys_[1]) ^
-               Mum(w2 ^ hash_keys_[2], w3 ^ hash_keys_[3]);
+  uint64_t h =
+      Mum(w0 ^ hash_keys_[0], w1 ^ hash_keys_[1]) ^ Mum(w2 ^ hash_keys_[2], w3 ^ hash_keys_[3]);
   h = Mum(h ^ hash_keys_[4], w4 ^ hash_keys_[5]);
   return static_cast<uint32_t>(h ^ (h >> 32));
 }
@@ -207,15 +207,15 @@ uint32_t FlowTable::Hash(const FlowKey& key) const noexcept {
                    Load64(key.addr_hi + 8), w4);
 }
 
-uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo) const
-    noexcept {
+uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key,
+                                bool* sender_is_lo) const noexcept {
   const uint64_t s0 = Load64(meta.src_addr), s1 = Load64(meta.src_addr + 8);
   const uint64_t d0 = Load64(meta.dst_addr), d1 = Load64(meta.dst_addr + 8);
   // Any total order makes the key canonical; native integer order is the cheapest. Computed
   // without branches: which side is lower is a coin flip per packet, and a mispredicted branch
   // here cost more than the whole hash.
-  const bool lo = (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) &
-                                                        (meta.src_port <= meta.dst_port))));
+  const bool lo =
+      (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) & (meta.src_port <= meta.dst_port))));
   // Branch-free selection by mask.
   const uint64_t mask = 0 - static_cast<uint64_t>(lo);
   const uint64_t a0 = (s0 & mask) | (d0 & ~mask), a1 = (s1 & mask) | (d1 & ~mask);
@@ -245,8 +245,8 @@ uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key, bool* send
 bool FlowTable::MakeKey(const PacketMeta& meta, FlowKey* key) noexcept {
   const uint64_t s0 = Load64(meta.src_addr), s1 = Load64(meta.src_addr + 8);
   const uint64_t d0 = Load64(meta.dst_addr), d1 = Load64(meta.dst_addr + 8);
-  const bool lo = (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) &
-                                                        (meta.src_port <= meta.dst_port))));
+  const bool lo =
+      (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) & (meta.src_port <= meta.dst_port))));
   std::memcpy(key->addr_lo, lo ? meta.src_addr : meta.dst_addr, 16);
   std::memcpy(key->addr_hi, lo ? meta.dst_addr : meta.src_addr, 16);
   key->port_lo = lo ? meta.src_port : meta.dst_port;
@@ -424,10 +424,9 @@ FlowLookup FlowTable::Process(const FlowKey& key, uint32_t hash, bool sender_is_
 
   if (found != nullptr) {
     const bool idle = now_ns > found->last_ns && now_ns - found->last_ns > TimeoutNs(*found);
-    const bool reuse = meta.ip_proto == kProtoTcp &&
-                       (meta.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn &&
-                       (found->tcp_state == TcpState::kClosed ||
-                        found->tcp_state == TcpState::kClosing);
+    const bool reuse =
+        meta.ip_proto == kProtoTcp && (meta.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn &&
+        (found->tcp_state == TcpState::kClosed || found->tcp_state == TcpState::kClosing);
     if (idle) {
       End(found, FlowEndReason::kTimeout, sink);
       found = nullptr;

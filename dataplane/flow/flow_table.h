@@ -63,10 +63,10 @@ struct alignas(64) Flow {
   uint32_t next;  // hash chain; kNil at the end
   uint32_t hash;
   uint64_t flow_id;
-  uint64_t start_ns;  // packet time of the first packet
-  uint64_t last_ns;   // packet time of the latest packet
-  uint64_t pkts[2];   // indexed by FlowDir
-  uint64_t bytes[2];  // frame bytes, indexed by FlowDir
+  uint64_t start_ns;     // packet time of the first packet
+  uint64_t last_ns;      // packet time of the latest packet
+  uint64_t pkts[2];      // indexed by FlowDir
+  uint64_t bytes[2];     // frame bytes, indexed by FlowDir
   uint8_t client_is_lo;  // 1: the client is key.addr_lo/port_lo
   uint8_t in_use;
   uint8_t vlan_count;
@@ -120,11 +120,11 @@ class FlowEndSink {
 
 struct FlowTableCounters {
   uint64_t created = 0;
-  uint64_t ended[4] = {};     // by FlowEndReason
-  uint64_t full = 0;          // lookups that found no room (the exception policy applied)
+  uint64_t ended[4] = {};  // by FlowEndReason
+  uint64_t full = 0;       // lookups that found no room (the exception policy applied)
   uint64_t emergency_entered = 0;
   uint64_t emergency_exited = 0;
-  uint64_t max_chain = 0;     // longest chain walked (a collision flood shows here)
+  uint64_t max_chain = 0;  // longest chain walked (a collision flood shows here)
 };
 
 struct FlowLookup {
@@ -154,9 +154,8 @@ class FlowTable {
                      FlowEndSink& sink) noexcept;
   // The same, in stages for a burst: the caller builds every packet's key and hash first and
   // prefetches (PrefetchBucket, then PrefetchFlow) so the lookups below hit the cache.
-  FlowLookup Process(const FlowKey& key, uint32_t hash, bool sender_is_lo,
-                     const PacketMeta& meta, uint32_t frame_len, uint64_t now_ns,
-                     FlowEndSink& sink) noexcept;
+  FlowLookup Process(const FlowKey& key, uint32_t hash, bool sender_is_lo, const PacketMeta& meta,
+                     uint32_t frame_len, uint64_t now_ns, FlowEndSink& sink) noexcept;
   void PrefetchBucket(uint32_t hash) const noexcept {
     __builtin_prefetch(&buckets_[hash & bucket_mask_]);
   }

@@ -63,8 +63,8 @@ enum TcpFlag : uint8_t {
 struct PacketMeta {
   uint8_t src_addr[16];
   uint8_t dst_addr[16];
-  uint16_t src_port;  // TCP/UDP port; ICMP echo identifier for echo request/reply; else 0
-  uint16_t dst_port;  // as src_port
+  uint16_t src_port;         // TCP/UDP port; ICMP echo identifier for echo request/reply; else 0
+  uint16_t dst_port;         // as src_port
   uint16_t vlan[kMaxVlans];  // VLAN ids (12 bits), outermost first
   uint8_t vlan_count;
   uint8_t ip_version;  // 4 or 6; 0 for kL2

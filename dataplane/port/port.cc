@@ -37,8 +37,7 @@ std::string SetupPorts(std::vector<Port>& ports, const std::vector<unsigned>& wo
     }
     rc = rte_eth_dev_info_get(p.port_id, &infos[i]);
     if (rc != 0) return Err(p, "rte_eth_dev_info_get", rc);
-    p.nb_queues = std::min<uint16_t>(
-        {nb_workers, infos[i].max_rx_queues, infos[i].max_tx_queues});
+    p.nb_queues = std::min<uint16_t>({nb_workers, infos[i].max_rx_queues, infos[i].max_tx_queues});
     if (p.nb_queues == 0) return "port " + p.name + ": device has no RX or TX queue";
     // Without RSS the device would put everything on queue 0 anyway (and af_packet's kernel
     // fanout rolls over under load, which breaks flow affinity): one queue, one worker.

@@ -11,14 +11,13 @@
 #include <string>
 #include <vector>
 
-
 namespace vigil::dp {
 
 struct Port {
-  std::string name;      // from the config
-  std::string device;    // PCI address or vdev string
-  uint16_t port_id = 0;  // DPDK port id
-  uint16_t peer = 0;     // index (into the ports vector) of the bridge peer; itself in replay
+  std::string name;        // from the config
+  std::string device;      // PCI address or vdev string
+  uint16_t port_id = 0;    // DPDK port id
+  uint16_t peer = 0;       // index (into the ports vector) of the bridge peer; itself in replay
   uint16_t nb_queues = 1;  // RX queues = TX queues = workers serving this port
   int socket = -1;         // NUMA node of the device (-1: unknown / virtual)
   bool rss = false;        // symmetric RSS configured

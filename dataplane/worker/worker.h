@@ -24,7 +24,9 @@ inline constexpr uint16_t kMaxPorts = 32;
 // want a recent value, not a synchronised one, and x86 stores are not torn.
 class Counter {
  public:
-  void Add(uint64_t n) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Add(uint64_t n) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   void Set(uint64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
   uint64_t Get() const noexcept { return v_.load(std::memory_order_relaxed); }
 
@@ -82,9 +84,9 @@ struct WorkerQueue {
 struct WorkerOptions {
   uint16_t worker_id = 0;
   unsigned lcore = 0;
-  bool replay = false;          // packet time from mbuf timestamps; stop at end of input
-  int timestamp_offset = -1;    // mbuf dynfield offset of the RX timestamp (-1: none)
-  uint64_t timestamp_flag = 0;  // its ol_flags bit
+  bool replay = false;           // packet time from mbuf timestamps; stop at end of input
+  int timestamp_offset = -1;     // mbuf dynfield offset of the RX timestamp (-1: none)
+  uint64_t timestamp_flag = 0;   // its ol_flags bit
   uint64_t timestamp_scale = 1;  // multiplier to nanoseconds
   ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
   uint32_t tx_flush_us = 100;

@@ -27,8 +27,7 @@ rte_mempool* g_pool = nullptr;
 int g_seq = 0;
 
 std::vector<uint8_t> Frame(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
-                           uint8_t proto, uint8_t tcp_flags, size_t payload,
-                           uint16_t vlan = 0) {
+                           uint8_t proto, uint8_t tcp_flags, size_t payload, uint16_t vlan = 0) {
   std::vector<uint8_t> f;
   const uint8_t dmac[6] = {0x02, 0, 0, 0, 0, 2};
   const uint8_t smac[6] = {0x02, 0, 0, 0, 0, 1};
@@ -40,12 +39,26 @@ std::vector<uint8_t> Frame(uint32_t src, uint16_t sport, uint32_t dst, uint16_t 
   f.insert(f.end(), {0x08, 0x00});
   const size_t l4 = proto == 6 ? 20 : 8;
   const size_t total = 20 + l4 + payload;
-  const uint8_t ip[20] = {0x45, 0, static_cast<uint8_t>(total >> 8), static_cast<uint8_t>(total),
-                          0, 1, 0x40, 0, 64, proto, 0, 0,
-                          static_cast<uint8_t>(src >> 24), static_cast<uint8_t>(src >> 16),
-                          static_cast<uint8_t>(src >> 8), static_cast<uint8_t>(src),
-                          static_cast<uint8_t>(dst >> 24), static_cast<uint8_t>(dst >> 16),
-                          static_cast<uint8_t>(dst >> 8), static_cast<uint8_t>(dst)};
+  const uint8_t ip[20] = {0x45,
+                          0,
+                          static_cast<uint8_t>(total >> 8),
+                          static_cast<uint8_t>(total),
+                          0,
+                          1,
+                          0x40,
+                          0,
+                          64,
+                          proto,
+                          0,
+                          0,
+                          static_cast<uint8_t>(src >> 24),
+                          static_cast<uint8_t>(src >> 16),
+                          static_cast<uint8_t>(src >> 8),
+                          static_cast<uint8_t>(src),
+                          static_cast<uint8_t>(dst >> 24),
+                          static_cast<uint8_t>(dst >> 16),
+                          static_cast<uint8_t>(dst >> 8),
+                          static_cast<uint8_t>(dst)};
   f.insert(f.end(), ip, ip + 20);
   f.insert(f.end(), {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport),
                      static_cast<uint8_t>(dport >> 8), static_cast<uint8_t>(dport)});
@@ -92,8 +105,8 @@ class RingBridge {
     char dev_name[RTE_ETH_NAME_MAX_LEN];
     if (port_a_ >= 0 && rte_eth_dev_get_name_by_port(port_a_, dev_name) == 0) name_a_ = dev_name;
     if (port_b_ >= 0 && rte_eth_dev_get_name_by_port(port_b_, dev_name) == 0) name_b_ = dev_name;
-    eve_path_ = "/tmp/vigil-eal-test-" + std::to_string(getpid()) + "-" + std::to_string(id) +
-                ".json";
+    eve_path_ =
+        "/tmp/vigil-eal-test-" + std::to_string(getpid()) + "-" + std::to_string(id) + ".json";
     std::remove(eve_path_.c_str());
     config.ports = {PortConfig{.name = "a", .device = name_a_},
                     PortConfig{.name = "b", .device = name_b_}};
@@ -176,7 +189,8 @@ TEST(BridgeEalTest, ForwardsBothWaysByteForByteAndTracksTheFlow) {
   sent_ab.push_back(Frame(kHostA, 40000, kHostB, 445, 6, 0x02, 0));
   sent_ba.push_back(Frame(kHostB, 445, kHostA, 40000, 6, 0x12, 0));
   sent_ab.push_back(Frame(kHostA, 40000, kHostB, 445, 6, 0x10, 0));
-  for (int i = 0; i < 50; ++i) sent_ab.push_back(Frame(kHostA, 40000, kHostB, 445, 6, 0x18, 100 + i));
+  for (int i = 0; i < 50; ++i)
+    sent_ab.push_back(Frame(kHostA, 40000, kHostB, 445, 6, 0x18, 100 + i));
   sent_ab.push_back(Frame(kHostA, 40000, kHostB, 445, 6, 0x11, 0));
   sent_ba.push_back(Frame(kHostB, 445, kHostA, 40000, 6, 0x11, 0));
   // Not IP: forwarded untouched, not tracked.
@@ -282,14 +296,15 @@ int main(int argc, char** argv) {
     std::printf("SKIP: EAL tests need 2 cores (main + one worker lcore)\n");
     return 0;
   }
-  const char* eal[] = {"eal-test", "-l", "0-1", "--no-huge", "-m", "1024", "--no-pci",
-                       "--no-shconf", "--log-level", "lib.*:error", "--log-level", "pmd.*:error"};
+  const char* eal[] = {"eal-test",    "-l",          "0-1",         "--no-huge",
+                       "-m",          "1024",        "--no-pci",    "--no-shconf",
+                       "--log-level", "lib.*:error", "--log-level", "pmd.*:error"};
   if (rte_eal_init(static_cast<int>(sizeof(eal) / sizeof(eal[0])), const_cast<char**>(eal)) < 0) {
     std::fprintf(stderr, "EAL init failed\n");
     return 1;
   }
-  vigil::dp::g_pool = rte_pktmbuf_pool_create("test_pool", 8191, 0, 0,
-                                              RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  vigil::dp::g_pool =
+      rte_pktmbuf_pool_create("test_pool", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
   if (vigil::dp::g_pool == nullptr) return 1;
   const int rc = RUN_ALL_TESTS();
   rte_eal_cleanup();

@@ -272,8 +272,8 @@ TEST(FlowTableTest, FloodToTwiceCapacityKeepsExistingFlows) {
   const PacketMeta victim = Pkt(kClient, 40000, kServer, 445, 6, kTcpSyn);
   Flow* vf = t.Process(victim, 74, 0, sink).flow;
   for (uint32_t i = 0; i < 2048; ++i) {
-    t.Process(Pkt(0x0c000000 + i, static_cast<uint16_t>(i), kServer, 80, 6, kTcpSyn), 60,
-              kSec, sink);
+    t.Process(Pkt(0x0c000000 + i, static_cast<uint16_t>(i), kServer, 80, 6, kTcpSyn), 60, kSec,
+              sink);
   }
   EXPECT_EQ(t.size(), 1024u);
   EXPECT_EQ(t.counters().full, 2048u - 1023u);
@@ -323,8 +323,8 @@ TEST(FlowTableTest, HashIsSymmetricAndSeeded) {
 TEST(FlowTableTest, FusedKeyHashMatchesKeyThenHash) {
   FlowTable t(SmallConfig(), 77, 0);
   for (uint32_t i = 0; i < 500; ++i) {
-    PacketMeta m = Pkt(kClient + i * 13, static_cast<uint16_t>(i), kServer - i, 443,
-                       i % 2 ? 6 : 17);
+    PacketMeta m =
+        Pkt(kClient + i * 13, static_cast<uint16_t>(i), kServer - i, 443, i % 2 ? 6 : 17);
     m.vlan_count = static_cast<uint8_t>(i % 3);
     m.vlan[0] = static_cast<uint16_t>(i & 0xfff);
     m.vlan[1] = static_cast<uint16_t>((i * 7) & 0xfff);
