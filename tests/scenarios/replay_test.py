@@ -8,6 +8,9 @@
   4. every EVE flow record is valid JSON with the fields Suricata's flow event has, and the
      packets in the records add up to the tracked packets.
 Captures that are not Ethernet are skipped with a message (the bridge carries Ethernet).
+Then a handful of captures are mutated (editcap -E, fixed seeds) and replayed: the dataplane must
+not crash, must still forward every frame unchanged with accounting closed, and the decoder's
+anomaly counters must rise (RELIABILITY.md, malformed and mutated pcaps).
 
 usage: replay_test.py BUILD_DIR [CAPTURE...]
 Prints one line per capture and a closing 'N passed, N failed, N skipped' line.
@@ -85,6 +88,50 @@ def tshark_conversations(path):
     return counts
 
 
+def replay(build, pcap_in, tmp, pcap_out=None, eve=None):
+    cfg = os.path.join(tmp, "vigil.yaml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG)
+    args = [os.path.join(build, "dataplane", "vigil-dataplane"), "--config", cfg,
+            "--pcap-in", pcap_in]
+    if pcap_out:
+        args += ["--pcap-out", pcap_out]
+    args += ["--eve", eve or os.path.join(tmp, "eve.json")]
+    return subprocess.run(args, capture_output=True, text=True, timeout=300)
+
+
+def check_mutated(build, capture, seed, tmp):
+    """A mutated capture: no crash, frames forwarded unchanged, anomalies counted."""
+    name = f"{os.path.relpath(capture, DATA)} mutated (seed {seed})"
+    classic, mutated = os.path.join(tmp, "in.pcap"), os.path.join(tmp, "mut.pcap")
+    subprocess.run(["editcap", "-F", "pcap", capture, classic], check=True, capture_output=True)
+    subprocess.run(["editcap", "-F", "pcap", "-E", "0.03", "--seed", str(seed), classic, mutated], check=True,
+                   capture_output=True)
+    out_pcap = os.path.join(tmp, "out.pcap")
+    if os.path.exists(out_pcap):
+        os.remove(out_pcap)
+    run = replay(build, mutated, tmp, out_pcap)
+    if run.returncode != 0:
+        return "fail", f"{name}: exit {run.returncode}: {run.stderr.strip()[-500:]}", 0
+    c = json.loads(run.stdout.strip().splitlines()[-1])
+    port, worker = c["ports"][0], c["workers"][0]
+    _, frames_in = read_pcap(mutated)
+    _, frames_out = read_pcap(out_pcap)
+    same = all(a == b or (len(a) > PCAP_PMD_MAX_WRITE and a[:PCAP_PMD_MAX_WRITE] == b)
+               for a, b in zip(frames_in, frames_out)) and len(frames_in) == len(frames_out)
+    anomalies = sum(worker["anomalies"].values()) + worker["decode"]["malformed"]
+    problems = []
+    if not same:
+        problems.append("output frames differ from the mutated input")
+    if port["rx_packets"] != len(frames_in) or port["forwarded"] != len(frames_in):
+        problems.append(f"rx {port['rx_packets']} fwd {port['forwarded']} of {len(frames_in)}")
+    if problems:
+        return "fail", f"{name}: " + "; ".join(problems), anomalies
+    return "pass", (f"{name}: {len(frames_in)} frames forwarded unchanged, "
+                    f"{worker['decode']['malformed']} malformed, anomalies "
+                    f"{worker['anomalies']}"), anomalies
+
+
 def check(build, capture, tmp):
     name = os.path.relpath(capture, DATA)
     classic = os.path.join(tmp, "in.pcap")
@@ -92,16 +139,11 @@ def check(build, capture, tmp):
     linktype, frames_in = read_pcap(classic)
     if linktype != 1:
         return "skip", f"{name}: linktype {linktype} is not Ethernet"
-    cfg = os.path.join(tmp, "vigil.yaml")
-    with open(cfg, "w") as f:
-        f.write(CONFIG)
     out_pcap, eve = os.path.join(tmp, "out.pcap"), os.path.join(tmp, "eve.json")
     for p in (out_pcap, eve):
         if os.path.exists(p):
             os.remove(p)
-    run = subprocess.run([os.path.join(build, "dataplane", "vigil-dataplane"), "--config", cfg,
-                          "--pcap-in", classic, "--pcap-out", out_pcap, "--eve", eve],
-                         capture_output=True, text=True, timeout=300)
+    run = replay(build, classic, tmp, out_pcap, eve)
     if run.returncode != 0:
         return "fail", f"{name}: exit {run.returncode}: {run.stderr.strip()[-500:]}"
     counters = json.loads(run.stdout.strip().splitlines()[-1])
@@ -191,6 +233,31 @@ def main():
                 status, msg = "fail", f"{c}: {type(e).__name__}: {e}"
             results[status] += 1
             print(f"{status.upper():4} {msg}", flush=True)
+        # Mutations of the Ethernet captures with the most frames under 2000 (fast to replay).
+        mutable = []
+        for c in captures:
+            try:
+                subprocess.run(["editcap", "-F", "pcap", c, os.path.join(tmp, "probe.pcap")],
+                               check=True, capture_output=True)
+                lt, frames = read_pcap(os.path.join(tmp, "probe.pcap"))
+            except Exception:
+                continue
+            if lt == 1 and len(frames) < 2000:
+                mutable.append((len(frames), c))
+        total_anomalies = 0
+        for i, (_, c) in enumerate(sorted(mutable, reverse=True)[:6]):
+            try:
+                status, msg, n = check_mutated(build, c, 1000 + i, tmp)
+                total_anomalies += n
+            except Exception as e:
+                status, msg = "fail", f"{c} mutated: {type(e).__name__}: {e}"
+            results[status] += 1
+            print(f"{status.upper():4} {msg}", flush=True)
+        if mutable:
+            ok = total_anomalies > 0
+            results["pass" if ok else "fail"] += 1
+            print(f"{'PASS' if ok else 'FAIL'} mutated captures raised {total_anomalies} "
+                  "decoder anomalies/malformed counts in all", flush=True)
     print(f"{results['pass']} passed, {results['fail']} failed, {results['skip']} skipped")
     return 1 if results["fail"] else 0
 
