@@ -9,7 +9,7 @@ cd "$root"
 
 packages=(
   # build
-  build-essential g++ meson ninja-build pkg-config
+  build-essential g++ meson ninja-build pkg-config clang-format clang-tidy
   # libraries
   libdpdk-dev dpdk libhyperscan-dev libyaml-cpp-dev libjemalloc-dev libgtest-dev libgmock-dev
   libpcap-dev libnuma-dev libsqlite3-dev

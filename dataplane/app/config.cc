@@ -24,7 +24,7 @@
 namespace vigil::dp {
 namespace {
 
-constexpr uint64_t kMaxTimeoutS = 7 * 86400;
+constexpr uint64_t kMaxTimeoutS = uint64_t{7} * 86400;
 constexpr uint64_t kMaxLcore = 1023;           // lcore ids must be < 1024
 constexpr uint64_t kMinMemoryNoHugeMb = 1024;  // DPDK fails with less under --no-huge
 constexpr uint64_t kMinMemoryHugeMb = 64;

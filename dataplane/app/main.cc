@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   }
 
   std::vector<char*> eal_argv;
+  eal_argv.reserve(eal_args.size() + 1);
   for (auto& a : eal_args) eal_argv.push_back(a.data());
   eal_argv.push_back(nullptr);
   if (rte_eal_init(static_cast<int>(eal_args.size()), eal_argv.data()) < 0) {

@@ -381,12 +381,11 @@ void FlowTable::Update(Flow* flow, FlowDir dir, const PacketMeta& meta, uint32_t
       s = TcpState::kSynRecv;
     }
   } else if (flags & kTcpAck) {
-    if (s == TcpState::kSynRecv && dir == kToServer) {
+    // The handshake's last ACK, or a flow picked up midstream with both sides talking.
+    if ((s == TcpState::kSynRecv && dir == kToServer) || (s == TcpState::kNone && both_sides)) {
       s = TcpState::kEstablished;
     } else if (s == TcpState::kClosing) {
       s = TcpState::kClosed;  // the last FIN acknowledged
-    } else if (s == TcpState::kNone && both_sides) {
-      s = TcpState::kEstablished;  // picked up midstream, both sides talking
     }
   }
   flow->tcp_state = s;

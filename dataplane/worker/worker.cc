@@ -82,7 +82,7 @@ void Worker::FlushTx(uint16_t i) noexcept {
 }
 
 void Worker::FlushAll() noexcept {
-  for (uint16_t i = 0; i < tx_.size(); ++i) FlushTx(i);
+  for (size_t i = 0; i < tx_.size(); ++i) FlushTx(static_cast<uint16_t>(i));
 }
 
 void Worker::Stage(uint16_t i, rte_mbuf* m) noexcept {

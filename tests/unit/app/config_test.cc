@@ -36,7 +36,7 @@ using ::testing::Matcher;
 using ::testing::StartsWith;
 
 Matcher<const ConfigError&> Err(int line, int column, const std::string& field,
-                                Matcher<const std::string&> message,
+                                const Matcher<const std::string&>& message,
                                 const std::string& file = "<string>") {
   return AllOf(Field("file", &ConfigError::file, Eq(file)),
                Field("line", &ConfigError::line, Eq(line)),
