@@ -5,6 +5,7 @@
 // Thread: any. Never blocks, never allocates.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -61,7 +62,7 @@ enum TcpFlag : uint8_t {
 // The decoded view of one frame. Offsets are from the start of the frame. Addresses are 16 bytes;
 // IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d) so flow keys have one shape.
 struct PacketMeta {
-  uint8_t src_addr[16];
+  uint8_t src_addr[16];  // dst_addr must follow src_addr directly: the decoder writes both at once
   uint8_t dst_addr[16];
   uint16_t src_port;         // TCP/UDP port; ICMP echo identifier for echo request/reply; else 0
   uint16_t dst_port;         // as src_port
@@ -85,6 +86,8 @@ struct PacketMeta {
   uint16_t tcp_window;
   uint32_t anomalies;  // DecodeAnomaly bits
 };
+
+static_assert(offsetof(PacketMeta, dst_addr) == offsetof(PacketMeta, src_addr) + 16);
 
 // Decodes `frame` into `*meta` and returns its class. `*meta` is fully (re)initialised.
 DecodeClass Decode(std::span<const uint8_t> frame, PacketMeta* meta) noexcept;
