@@ -60,9 +60,7 @@ std::string SetupPorts(std::vector<Port>& ports, const std::vector<unsigned>& wo
     p.rss = p.nb_queues > 1 && info.flow_type_rss_offloads != 0;
     if (p.rss) {
       const uint8_t key_len = info.hash_key_size != 0 ? info.hash_key_size : 40;
-      for (uint8_t k = 0; k < key_len && k < sizeof(key); ++k) {
-        key[k] = (k % 2 == 0) ? kSymmetricRssKeyByte0 : kSymmetricRssKeyByte1;
-      }
+      BuildSymmetricRssKey(key, std::min<size_t>(key_len, sizeof(key)));
       conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
       conf.rx_adv_conf.rss_conf.rss_key = key;
       conf.rx_adv_conf.rss_conf.rss_key_len = std::min<uint8_t>(key_len, sizeof(key));

@@ -7,6 +7,7 @@
 
 #include <rte_mempool.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,8 +30,9 @@ struct Port {
 // Symmetric Toeplitz key: the 16-bit pattern 0x6d5a repeated makes hash(src,dst) ==
 // hash(dst,src) for IP addresses and ports, so both directions of a flow reach one queue
 // (Woo & Park, "Scalable TCP Session Monitoring with Symmetric Receive-side Scaling", 2012).
-inline constexpr uint8_t kSymmetricRssKeyByte0 = 0x6d;
-inline constexpr uint8_t kSymmetricRssKeyByte1 = 0x5a;
+inline void BuildSymmetricRssKey(uint8_t* key, size_t len) {
+  for (size_t i = 0; i < len; ++i) key[i] = (i % 2 == 0) ? 0x6d : 0x5a;
+}
 
 // Resolves and configures every port of `ports` for `nb_workers` workers; `pools[w]` feeds RX
 // queue w. Queue counts of bridge peers are equalised (min of the two). Returns "" or an error.
