@@ -1,6 +1,7 @@
 #include "dataplane/flow/flow_table.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -147,7 +148,7 @@ size_t FlowTable::MemoryBytes(uint32_t capacity) noexcept {
 }
 
 FlowTable::FlowTable(const FlowConfig& config, uint64_t seed, uint16_t worker_id, void* memory)
-    : config_(config), capacity_(config.capacity), worker_id_(worker_id) {
+    : capacity_(config.capacity), worker_id_(worker_id) {
   FillTimeouts(config.timeouts, timeouts_ns_[0]);
   FillTimeouts(config.emergency_timeouts, timeouts_ns_[1]);
   uint64_t s = seed;
@@ -207,8 +208,14 @@ uint32_t FlowTable::Hash(const FlowKey& key) const noexcept {
                    Load64(key.addr_hi + 8), w4);
 }
 
-uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key,
-                                bool* sender_is_lo) const noexcept {
+namespace {
+static_assert(
+    std::endian::native == std::endian::little,
+    "the key's word layout (port_lo, port_hi, vlan_proto in word 4) assumes little-endian");
+
+// Builds the canonical key of `meta` and returns its five 64-bit words, as they lie in the key.
+inline void CanonicalWords(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo,
+                           uint64_t w[5]) noexcept {
   const uint64_t s0 = Load64(meta.src_addr), s1 = Load64(meta.src_addr + 8);
   const uint64_t d0 = Load64(meta.dst_addr), d1 = Load64(meta.dst_addr + 8);
   // Any total order makes the key canonical; native integer order is the cheapest. Computed
@@ -218,42 +225,39 @@ uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key,
       (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) & (meta.src_port <= meta.dst_port))));
   // Branch-free selection by mask.
   const uint64_t mask = 0 - static_cast<uint64_t>(lo);
-  const uint64_t a0 = (s0 & mask) | (d0 & ~mask), a1 = (s1 & mask) | (d1 & ~mask);
-  const uint64_t b0 = (d0 & mask) | (s0 & ~mask), b1 = (d1 & mask) | (s1 & ~mask);
+  w[0] = (s0 & mask) | (d0 & ~mask);
+  w[1] = (s1 & mask) | (d1 & ~mask);
+  w[2] = (d0 & mask) | (s0 & ~mask);
+  w[3] = (d1 & mask) | (s1 & ~mask);
   const uint32_t ports = (uint32_t{meta.src_port} << 16) | meta.dst_port;
   const uint32_t swapped = (ports >> 16) | (ports << 16);
   const uint32_t pm = static_cast<uint32_t>(mask);
   const uint32_t hi_lo = (swapped & pm) | (ports & ~pm);  // port_lo in bits 0-15
-  const auto port_lo = static_cast<uint16_t>(hi_lo);
-  const auto port_hi = static_cast<uint16_t>(hi_lo >> 16);
   const uint32_t vlan_proto = (meta.vlan_count > 0 ? (meta.vlan[0] & 0xfffu) : 0u) |
                               (meta.vlan_count > 1 ? (meta.vlan[1] & 0xfffu) << 12 : 0u) |
                               uint32_t{meta.ip_proto} << 24;
-  std::memcpy(key->addr_lo, &a0, 8);
-  std::memcpy(key->addr_lo + 8, &a1, 8);
-  std::memcpy(key->addr_hi, &b0, 8);
-  std::memcpy(key->addr_hi + 8, &b1, 8);
-  key->port_lo = port_lo;
-  key->port_hi = port_hi;
-  key->vlan_proto = vlan_proto;
   // Word 4 as it lies in memory: port_lo, port_hi (16 bits each), vlan_proto (32 bits).
-  const uint64_t w4 = uint64_t{port_lo} | uint64_t{port_hi} << 16 | uint64_t{vlan_proto} << 32;
+  w[4] = uint64_t{hi_lo} | uint64_t{vlan_proto} << 32;
+  std::memcpy(key, w, sizeof(*key));
   *sender_is_lo = lo;
-  return HashWords(a0, a1, b0, b1, w4);
+}
+}  // namespace
+
+void FlowTable::CanonicalKey(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo) noexcept {
+  uint64_t w[5];
+  CanonicalWords(meta, key, sender_is_lo, w);
+}
+
+uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key,
+                                bool* sender_is_lo) const noexcept {
+  uint64_t w[5];
+  CanonicalWords(meta, key, sender_is_lo, w);
+  return HashWords(w[0], w[1], w[2], w[3], w[4]);
 }
 
 bool FlowTable::MakeKey(const PacketMeta& meta, FlowKey* key) noexcept {
-  const uint64_t s0 = Load64(meta.src_addr), s1 = Load64(meta.src_addr + 8);
-  const uint64_t d0 = Load64(meta.dst_addr), d1 = Load64(meta.dst_addr + 8);
-  const bool lo =
-      (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) & (meta.src_port <= meta.dst_port))));
-  std::memcpy(key->addr_lo, lo ? meta.src_addr : meta.dst_addr, 16);
-  std::memcpy(key->addr_hi, lo ? meta.dst_addr : meta.src_addr, 16);
-  key->port_lo = lo ? meta.src_port : meta.dst_port;
-  key->port_hi = lo ? meta.dst_port : meta.src_port;
-  key->vlan_proto = (meta.vlan_count > 0 ? (meta.vlan[0] & 0xfffu) : 0u) |
-                    (meta.vlan_count > 1 ? (meta.vlan[1] & 0xfffu) << 12 : 0u) |
-                    uint32_t{meta.ip_proto} << 24;
+  bool lo;
+  CanonicalKey(meta, key, &lo);
   return lo;
 }
 

@@ -52,7 +52,9 @@ const char* FlowEndReasonName(FlowEndReason r) noexcept;
 const char* FlowStateName(FlowState s) noexcept;
 const char* TcpStateName(TcpState s) noexcept;
 
-// What the worker does with the rest of a flow (set by exception policies and, later, verdicts).
+// What the worker does with the rest of a flow. Nothing sets kPass or kDrop yet: the signature
+// engine (drop/reject) and the app-layer and stream exception policies will; the worker already
+// honours kDrop.
 enum class FlowAction : uint8_t { kInspect, kPass, kDrop };
 
 // Direction of a packet relative to its flow.
@@ -184,6 +186,7 @@ class FlowTable {
   uint32_t MakeKeyHash(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo) const noexcept;
 
  private:
+  static void CanonicalKey(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo) noexcept;
   uint32_t HashWords(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3,
                      uint64_t w4) const noexcept;
   uint64_t TimeoutNs(const Flow& flow) const noexcept;
@@ -196,7 +199,6 @@ class FlowTable {
               uint64_t now_ns) noexcept;
   void UpdateEmergency() noexcept;
 
-  FlowConfig config_;
   uint64_t timeouts_ns_[2][9];  // [emergency][class*state], see TimeoutNs
   uint64_t hash_keys_[6];
   uint32_t capacity_;

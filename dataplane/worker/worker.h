@@ -39,7 +39,7 @@ class Counter {
 enum class DropReason : uint8_t {
   kTxFull,         // the NIC did not take it: freed and counted
   kFlowTableFull,  // exception policy drop-packet/drop-flow on a full flow table
-  kFlowAction,     // its flow is marked drop (exception policy drop-flow, later: verdicts)
+  kFlowAction,     // its flow is marked drop (no producer yet: signatures and app-layer policies)
   kCount,
 };
 const char* DropReasonName(DropReason r) noexcept;
