@@ -22,8 +22,34 @@
 #include <cstddef>
 #include <cstring>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 namespace vigil::dp {
 namespace {
+
+// Four address bytes as they lie in memory (no byte swap).
+inline uint32_t Load32Raw(const uint8_t* p) noexcept {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Writes ::ffff:src then ::ffff:dst (32 bytes) to `out` in one store.
+inline void StoreMappedV4Pair(uint8_t* out, uint32_t src, uint32_t dst) noexcept {
+  static_assert(std::endian::native == std::endian::little, "word layout below is little-endian");
+  // Bytes 8..15 of an IPv4-mapped address: 00 00 ff ff a b c d (little-endian word).
+  const uint64_t s = 0xFFFF0000ull | uint64_t{src} << 32;
+  const uint64_t d = 0xFFFF0000ull | uint64_t{dst} << 32;
+#if defined(__AVX__)
+  const __m256i v = _mm256_set_epi64x(static_cast<long long>(d), 0, static_cast<long long>(s), 0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
+#else
+  const uint64_t words[4] = {0, s, 0, d};
+  std::memcpy(out, words, sizeof(words));
+#endif
+}
 
 constexpr uint32_t kMaxFrameLen = 0xFFFF;
 constexpr uint32_t kEthHdrLen = 14;
@@ -184,14 +210,11 @@ DecodeClass DecodeIpv4(const uint8_t* p, uint32_t l3, uint32_t len, PacketMeta& 
   m.ip_version = 4;
   m.ip_proto = h[9];
   m.ip_len = static_cast<uint16_t>(total);
-  // IPv4-mapped: ::ffff:a.b.c.d. Source and destination (adjacent in PacketMeta) are written as
-  // one 32-byte store: the flow key reads them right away, and a load that spans several smaller
-  // recent stores cannot be forwarded from the store buffer (measured: ~15% of the key stage).
-  uint8_t addrs[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0,
-                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0};
-  std::memcpy(addrs + 12, h + 12, 4);
-  std::memcpy(addrs + 28, h + 16, 4);
-  std::memcpy(m.src_addr, addrs, 32);
+  // IPv4-mapped: ::ffff:a.b.c.d. Source and destination (adjacent in PacketMeta) are built in a
+  // register and written with one 32-byte store: the flow key reads them right away with one
+  // 32-byte load, and a load that spans several smaller recent stores cannot be forwarded from
+  // the store buffer (a ~15-cycle stall per packet, seen in the benchmark profile).
+  StoreMappedV4Pair(m.src_addr, Load32Raw(h + 12), Load32Raw(h + 16));
 
   const uint16_t frag = Load16(h + 6);
   const bool more = (frag & 0x2000) != 0;
