@@ -113,7 +113,7 @@ class RingBridge {
     config.ports = {PortConfig{.name = "a", .device = name_a_},
                     PortConfig{.name = "b", .device = name_b_}};
     config.bridges = {BridgeConfig{"a", "b"}};
-    config.worker_lcores = {1};
+    if (config.worker_lcores.empty()) config.worker_lcores = {1};
     config.eve_path = eve_path_;
     config.mbufs_per_worker = 2047;
     config_ = config;
@@ -123,6 +123,7 @@ class RingBridge {
     std::remove(eve_path_.c_str());
   }
 
+  void SetWorkers(std::vector<uint32_t> lcores) { config_.worker_lcores = std::move(lcores); }
   std::string Start() {
     std::string err = dp_.Init(config_, RunOptions{});
     if (!err.empty()) return err;
@@ -289,6 +290,26 @@ TEST(BridgeEalTest, VlanTaggedFramesKeepTheirTagsAndSeparateFlows) {
   EXPECT_NE(both.find("\"vlan\":[20]"), std::string::npos);
 }
 
+TEST(BridgeEalTest, TwoWorkersOnPortsWithoutRssFallBackToOneQueue) {
+  Config cfg;
+  RingBridge br(cfg);
+  br.SetWorkers({1, 2});
+  ASSERT_EQ(br.Start(), "");
+  std::vector<std::vector<uint8_t>> sent;
+  for (int i = 0; i < 64; ++i) {
+    sent.push_back(Frame(kHostA + static_cast<uint32_t>(i), 1000, kHostB, 80, 6, 0x02, 0));
+  }
+  for (const auto& f : sent) br.Inject(0, f);
+  EXPECT_EQ(br.Collect(0, sent.size()), sent);
+  br.Stop();
+  // Without RSS each port gets one queue, served by the first worker; the second idles.
+  for (const Port& p : br.dp().ports()) EXPECT_EQ(p.nb_queues, 1);
+  EXPECT_EQ(br.dp().flows_created(), 64u);
+  const std::string json = br.dp().CountersJson();
+  EXPECT_NE(json.find("\"lcore\":2,"), std::string::npos) << json;
+  EXPECT_EQ(br.dp().Totals(0).fwd_pkts, 64u);
+}
+
 TEST(RssKeyTest, SymmetricKeyHashesBothDirectionsOfAFlowAlike) {
   // The Toeplitz hash a NIC computes, in software (rte_softrss), over IPv4 and IPv6 5-tuples in
   // both directions: equal hashes put both directions on one queue, hence one worker.
@@ -341,7 +362,8 @@ int main(int argc, char** argv) {
     std::printf("SKIP: EAL tests need 2 cores (main + one worker lcore)\n");
     return 0;
   }
-  const char* eal[] = {"eal-test",    "-l",          "0-1",         "--no-huge",
+  // lcores 1 and 2 share CPU 1, so a two-worker dataplane can run on this 2-core machine.
+  const char* eal[] = {"eal-test",    "--lcores",    "0@0,1@1,2@1", "--no-huge",
                        "-m",          "1024",        "--no-pci",    "--no-shconf",
                        "--log-level", "lib.*:error", "--log-level", "pmd.*:error"};
   if (rte_eal_init(static_cast<int>(sizeof(eal) / sizeof(eal[0])), const_cast<char**>(eal)) < 0) {
