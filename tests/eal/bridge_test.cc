@@ -296,6 +296,7 @@ TEST(BridgeEalTest, TwoWorkersOnPortsWithoutRssFallBackToOneQueue) {
   br.SetWorkers({1, 2});
   ASSERT_EQ(br.Start(), "");
   std::vector<std::vector<uint8_t>> sent;
+  sent.reserve(64);
   for (int i = 0; i < 64; ++i) {
     sent.push_back(Frame(kHostA + static_cast<uint32_t>(i), 1000, kHostB, 80, 6, 0x02, 0));
   }
