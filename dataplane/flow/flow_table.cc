@@ -28,13 +28,6 @@ enum TimeoutIndex {
   kOtherEst,
 };
 
-uint64_t SplitMix64(uint64_t* state) noexcept {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 uint32_t NextPow2(uint32_t v) noexcept {
   uint32_t p = 1;
   while (p < v) p <<= 1;
@@ -148,11 +141,9 @@ size_t FlowTable::MemoryBytes(uint32_t capacity) noexcept {
 }
 
 FlowTable::FlowTable(const FlowConfig& config, uint64_t seed, uint16_t worker_id, void* memory)
-    : capacity_(config.capacity), worker_id_(worker_id) {
+    : hash_(seed), capacity_(config.capacity), worker_id_(worker_id) {
   FillTimeouts(config.timeouts, timeouts_ns_[0]);
   FillTimeouts(config.emergency_timeouts, timeouts_ns_[1]);
-  uint64_t s = seed;
-  for (uint64_t& k : hash_keys_) k = SplitMix64(&s);
   const uint32_t nbuckets = static_cast<uint32_t>(BucketCount(capacity_));
   bucket_mask_ = nbuckets - 1;
   enter_emergency_at_ =
@@ -176,16 +167,10 @@ FlowTable::~FlowTable() {
   if (owns_memory_) ::operator delete (flows_, std::align_val_t{64});
 }
 
-// The flow hash: wyhash's multiply-fold ("mum") over the five 64-bit words of the canonical key,
-// each word mixed with a secret drawn at start. A per-instance random seed is how Go's runtime
-// map defends the same hash against flooding; without the secret an attacker cannot aim packets
-// at one chain (Suricata CVE-2024-47187 was an unseeded hash). Three 64x64->128 multiplies,
-// computed from registers while the key is built (no reload of the just-stored key).
+// The flow hash: the dataplane's keyed hash (flow/keyed_hash.h) over the five 64-bit words of
+// the canonical key, computed from registers while the key is built (no reload of the
+// just-stored key).
 namespace {
-inline uint64_t Mum(uint64_t a, uint64_t b) noexcept {
-  const __uint128_t r = static_cast<__uint128_t>(a) * b;
-  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
-}
 inline uint64_t Load64(const uint8_t* p) noexcept {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -193,19 +178,11 @@ inline uint64_t Load64(const uint8_t* p) noexcept {
 }
 }  // namespace
 
-uint32_t FlowTable::HashWords(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3,
-                              uint64_t w4) const noexcept {
-  uint64_t h =
-      Mum(w0 ^ hash_keys_[0], w1 ^ hash_keys_[1]) ^ Mum(w2 ^ hash_keys_[2], w3 ^ hash_keys_[3]);
-  h = Mum(h ^ hash_keys_[4], w4 ^ hash_keys_[5]);
-  return static_cast<uint32_t>(h ^ (h >> 32));
-}
-
 uint32_t FlowTable::Hash(const FlowKey& key) const noexcept {
   uint64_t w4;
   std::memcpy(&w4, &key.port_lo, 8);
-  return HashWords(Load64(key.addr_lo), Load64(key.addr_lo + 8), Load64(key.addr_hi),
-                   Load64(key.addr_hi + 8), w4);
+  return hash_.Words5(Load64(key.addr_lo), Load64(key.addr_lo + 8), Load64(key.addr_hi),
+                      Load64(key.addr_hi + 8), w4);
 }
 
 namespace {
@@ -252,7 +229,7 @@ uint32_t FlowTable::MakeKeyHash(const PacketMeta& meta, FlowKey* key,
                                 bool* sender_is_lo) const noexcept {
   uint64_t w[5];
   CanonicalWords(meta, key, sender_is_lo, w);
-  return HashWords(w[0], w[1], w[2], w[3], w[4]);
+  return hash_.Words5(w[0], w[1], w[2], w[3], w[4]);
 }
 
 bool FlowTable::MakeKey(const PacketMeta& meta, FlowKey* key) noexcept {

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dataplane/app/config.h"
+#include "dataplane/flow/keyed_hash.h"
 #include "dataplane/packet/decoder.h"
 
 namespace vigil::dp {
@@ -191,8 +192,6 @@ class FlowTable {
 
  private:
   static void CanonicalKey(const PacketMeta& meta, FlowKey* key, bool* sender_is_lo) noexcept;
-  uint32_t HashWords(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3,
-                     uint64_t w4) const noexcept;
   uint64_t TimeoutNs(const Flow& flow) const noexcept;
   Flow* Allocate(uint64_t now_ns, FlowEndSink& sink) noexcept;
   void Unlink(Flow* flow) noexcept;
@@ -204,7 +203,7 @@ class FlowTable {
   void UpdateEmergency() noexcept;
 
   uint64_t timeouts_ns_[2][9];  // [emergency][class*state], see TimeoutNs
-  uint64_t hash_keys_[6];
+  KeyedHash hash_;
   uint32_t capacity_;
   uint32_t bucket_mask_;
   uint32_t enter_emergency_at_;

@@ -158,7 +158,7 @@ Defragmenter::Defragmenter(const DefragConfig& config)
       pool_capacity_(std::min<uint32_t>(config.pool_slots, 1u << 24)),
       max_fragments_(std::clamp<uint32_t>(config.max_fragments, 1, 65535)),
       timeout_ns_(config.timeout_ns),
-      seed_(config.hash_seed) {
+      hash_(config.hash_seed) {
   uint32_t nb = NextPow2(capacity_);
   bucket_mask_ = nb - 1;
   trackers_.reset(new Tracker[capacity_]);
@@ -258,18 +258,8 @@ bool Defragmenter::ParseV6(std::span<const uint8_t> p, Frag* f, bool* not_fragme
 }
 
 uint64_t Defragmenter::Hash(const Key& k) const noexcept {
-  uint32_t w[sizeof(Key) / 4];
-  std::memcpy(w, &k, sizeof(w));
-  uint64_t h = seed_;
-  for (uint32_t x : w) {
-    h ^= x;
-    h *= 0x100000001b3ull;
-    h ^= h >> 29;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
+  // Fragments are attacker-controlled like flows: the same keyed hash as the flow table.
+  return hash_.Bytes(&k, sizeof(k));
 }
 
 uint32_t Defragmenter::Find(const Key& k, uint64_t h) const noexcept {

@@ -53,6 +53,8 @@
 #include <span>
 #include <string_view>
 
+#include "dataplane/flow/keyed_hash.h"
+
 namespace vigil::dp {
 
 enum class FragPolicy : uint8_t { kFirst, kLast, kBsd, kBsdRight, kLinux, kWindows, kSolaris };
@@ -186,7 +188,7 @@ class Defragmenter {
   uint32_t pool_capacity_;
   uint32_t max_fragments_;
   uint64_t timeout_ns_;
-  uint64_t seed_;
+  KeyedHash hash_;
   uint32_t bucket_mask_;
   std::unique_ptr<Tracker[]> trackers_;
   std::unique_ptr<uint32_t[]> buckets_;

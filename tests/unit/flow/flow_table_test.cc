@@ -356,3 +356,28 @@ TEST(FlowTableTest, HashSpreadsSequentialAddresses) {
 
 }  // namespace
 }  // namespace vigil::dp
+
+namespace vigil::dp {
+namespace {
+
+TEST(KeyedHashTest, BytesDependOnSecretContentAndLength) {
+  const KeyedHash a(1), a2(1), b(2);
+  uint8_t key[44];
+  for (int i = 0; i < 44; ++i) key[i] = static_cast<uint8_t>(i * 7);
+  EXPECT_EQ(a.Bytes(key, sizeof(key)), a2.Bytes(key, sizeof(key)));
+  EXPECT_NE(a.Bytes(key, sizeof(key)), b.Bytes(key, sizeof(key)));
+  // Every byte position matters, including the partial last chunk.
+  for (size_t i = 0; i < sizeof(key); ++i) {
+    uint8_t other[44];
+    std::memcpy(other, key, sizeof(key));
+    other[i] ^= 1;
+    EXPECT_NE(a.Bytes(key, sizeof(key)), a.Bytes(other, sizeof(other))) << i;
+  }
+  // Zero bytes appended change the hash (the length is mixed in).
+  uint8_t longer[48] = {};
+  std::memcpy(longer, key, sizeof(key));
+  EXPECT_NE(a.Bytes(key, sizeof(key)), a.Bytes(longer, sizeof(longer)));
+}
+
+}  // namespace
+}  // namespace vigil::dp
