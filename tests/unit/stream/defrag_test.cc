@@ -39,7 +39,7 @@ uint16_t Csum(const uint8_t* p, size_t len) {
 }
 
 void FixV4Checksum(Bytes& b) {
-  size_t ihl = (b[0] & 0xf) * 4u;
+  size_t ihl = size_t{b[0] & 0xfu} * 4u;
   Put16(&b[10], 0);
   Put16(&b[10], Csum(b.data(), ihl));
 }
@@ -55,7 +55,7 @@ Bytes UdpPayload(size_t n, uint8_t salt = 0) {
 }
 
 Bytes V4Datagram(const Bytes& payload, uint16_t id, uint8_t src_last = 1, uint8_t ihl_words = 5) {
-  Bytes b(ihl_words * 4u, 0);
+  Bytes b(size_t{ihl_words} * 4u, 0);
   b[0] = static_cast<uint8_t>(0x40 | ihl_words);
   Put16(&b[2], static_cast<uint32_t>(b.size() + payload.size()));
   Put16(&b[4], id);
@@ -74,7 +74,7 @@ Bytes V4Datagram(const Bytes& payload, uint16_t id, uint8_t src_last = 1, uint8_
 
 // One IPv4 fragment of `dgram`'s payload [off, off + len).
 Bytes V4Frag(const Bytes& dgram, uint32_t off, uint32_t len, bool more) {
-  size_t ihl = (dgram[0] & 0xf) * 4u;
+  size_t ihl = size_t{dgram[0] & 0xfu} * 4u;
   Bytes f(dgram.begin(), dgram.begin() + ihl);
   f.insert(f.end(), dgram.begin() + ihl + off, dgram.begin() + ihl + off + len);
   Put16(&f[2], static_cast<uint32_t>(f.size()));
@@ -92,7 +92,7 @@ Bytes V4Raw(uint16_t id, uint32_t off, bool more, const Bytes& data, uint8_t src
 }
 
 std::vector<Bytes> SplitV4(const Bytes& dgram, uint32_t size) {
-  size_t ihl = (dgram[0] & 0xf) * 4u;
+  size_t ihl = size_t{dgram[0] & 0xfu} * 4u;
   uint32_t plen = static_cast<uint32_t>(dgram.size() - ihl);
   std::vector<Bytes> out;
   for (uint32_t off = 0; off < plen; off += size) {
