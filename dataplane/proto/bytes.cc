@@ -1,0 +1,86 @@
+#include "dataplane/proto/bytes.h"
+
+namespace vigil::proto {
+
+size_t Utf16LeToUtf8(std::span<const uint8_t> in, char* out, size_t cap) noexcept {
+  size_t n = 0;
+  for (size_t i = 0; i + 1 < in.size(); i += 2) {
+    uint32_t cp = LoadU16le(in.data() + i);
+    if (cp == 0) break;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+      if (i + 3 < in.size()) {
+        const uint32_t lo = LoadU16le(in.data() + i + 2);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          i += 2;
+        } else {
+          cp = 0xfffd;
+        }
+      } else {
+        cp = 0xfffd;
+      }
+    } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+      cp = 0xfffd;
+    }
+    char enc[4];
+    size_t len;
+    if (cp < 0x80) {
+      enc[0] = static_cast<char>(cp);
+      len = 1;
+    } else if (cp < 0x800) {
+      enc[0] = static_cast<char>(0xc0 | (cp >> 6));
+      enc[1] = static_cast<char>(0x80 | (cp & 0x3f));
+      len = 2;
+    } else if (cp < 0x10000) {
+      enc[0] = static_cast<char>(0xe0 | (cp >> 12));
+      enc[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      enc[2] = static_cast<char>(0x80 | (cp & 0x3f));
+      len = 3;
+    } else {
+      enc[0] = static_cast<char>(0xf0 | (cp >> 18));
+      enc[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+      enc[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      enc[3] = static_cast<char>(0x80 | (cp & 0x3f));
+      len = 4;
+    }
+    if (n + len > cap) break;
+    for (size_t k = 0; k < len; ++k) out[n++] = enc[k];
+  }
+  return n;
+}
+
+size_t CopyCString(std::span<const uint8_t> in, char* out, size_t cap) noexcept {
+  size_t n = 0;
+  for (uint8_t c : in) {
+    if (c == 0 || n == cap) break;
+    out[n++] = static_cast<char>(c);
+  }
+  return n;
+}
+
+void FormatGuidLe(const uint8_t g[16], char out[37]) noexcept {
+  static constexpr char kHex[] = "0123456789abcdef";
+  // Byte order of the textual form: Data1 (LE u32), Data2 (LE u16), Data3 (LE u16), Data4[8].
+  static constexpr int kOrder[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+  size_t n = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[n++] = '-';
+    const uint8_t b = g[kOrder[i]];
+    out[n++] = kHex[b >> 4];
+    out[n++] = kHex[b & 15];
+  }
+  out[36] = '\0';
+}
+
+size_t FormatHex(std::span<const uint8_t> in, char* out, size_t cap) noexcept {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t n = 0;
+  for (uint8_t b : in) {
+    if (n + 2 > cap) break;
+    out[n++] = kHex[b >> 4];
+    out[n++] = kHex[b & 15];
+  }
+  return n;
+}
+
+}  // namespace vigil::proto

@@ -1,0 +1,121 @@
+// Bounds-checked reading of wire bytes and the text conversions every parser needs.
+// Header-only, no allocation, no exceptions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace vigil::proto {
+
+// A cursor over a byte span. Every read checks the bounds; a failed read returns false (or 0),
+// leaves the cursor where it was and sets failed() so a sequence of reads can be checked once.
+class ByteReader {
+ public:
+  explicit ByteReader(std::span<const uint8_t> data) noexcept : data_(data) {}
+
+  size_t pos() const noexcept { return pos_; }
+  size_t remaining() const noexcept { return data_.size() - pos_; }
+  bool failed() const noexcept { return failed_; }
+  std::span<const uint8_t> data() const noexcept { return data_; }
+  std::span<const uint8_t> rest() const noexcept { return data_.subspan(pos_); }
+
+  bool Seek(size_t pos) noexcept {
+    if (pos > data_.size()) return Fail();
+    pos_ = pos;
+    return true;
+  }
+  bool Skip(size_t n) noexcept {
+    if (n > remaining()) return Fail();
+    pos_ += n;
+    return true;
+  }
+  bool Bytes(size_t n, std::span<const uint8_t>* out) noexcept {
+    if (n > remaining()) return Fail();
+    *out = data_.subspan(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  uint8_t U8() noexcept { return static_cast<uint8_t>(Read(1, false)); }
+  uint16_t U16le() noexcept { return static_cast<uint16_t>(Read(2, false)); }
+  uint32_t U32le() noexcept { return static_cast<uint32_t>(Read(4, false)); }
+  uint64_t U64le() noexcept { return Read(8, false); }
+  uint16_t U16be() noexcept { return static_cast<uint16_t>(Read(2, true)); }
+  uint32_t U32be() noexcept { return static_cast<uint32_t>(Read(4, true)); }
+  uint64_t U64be() noexcept { return Read(8, true); }
+
+ private:
+  bool Fail() noexcept {
+    failed_ = true;
+    return false;
+  }
+  uint64_t Read(size_t n, bool big_endian) noexcept {
+    if (n > remaining()) {
+      Fail();
+      return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t b = data_[pos_ + i];
+      v |= big_endian ? b << (8 * (n - 1 - i)) : b << (8 * i);
+    }
+    pos_ += n;
+    return v;
+  }
+
+  std::span<const uint8_t> data_;
+  size_t pos_ = 0;
+  bool failed_ = false;
+};
+
+inline uint16_t LoadU16le(const uint8_t* p) noexcept {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+inline uint32_t LoadU32le(const uint8_t* p) noexcept {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+inline uint16_t LoadU16be(const uint8_t* p) noexcept {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+inline uint32_t LoadU32be(const uint8_t* p) noexcept {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
+}
+
+// UTF-16LE (Windows wire strings) to UTF-8 in `out`, stopping at a NUL code unit, at the end of
+// the input (an odd trailing byte is ignored) or when `out` is full (whole characters only).
+// Unpaired surrogates become U+FFFD. Returns the bytes written; `out` is not NUL-terminated.
+size_t Utf16LeToUtf8(std::span<const uint8_t> in, char* out, size_t cap) noexcept;
+
+// Copies at most `cap` bytes of an 8-bit string (stopping at NUL). Returns the bytes written.
+size_t CopyCString(std::span<const uint8_t> in, char* out, size_t cap) noexcept;
+
+// A DCE/RPC or Windows GUID in its wire layout (first three fields little-endian) as
+// "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (36 characters, lower case, NUL at out[36]).
+void FormatGuidLe(const uint8_t guid[16], char out[37]) noexcept;
+
+// Lower-case hex of `in` into out (2 * in.size() characters, no NUL). Returns characters written,
+// stopping when `cap` is reached.
+size_t FormatHex(std::span<const uint8_t> in, char* out, size_t cap) noexcept;
+
+// A fixed-capacity string held inside parser state (no heap).
+template <size_t N>
+struct FixedString {
+  char data[N];
+  uint16_t len = 0;
+  bool truncated = false;
+
+  void Clear() noexcept {
+    len = 0;
+    truncated = false;
+  }
+  void Assign(std::string_view s) noexcept {
+    len = static_cast<uint16_t>(s.size() < N ? s.size() : N);
+    truncated = s.size() > N;
+    for (size_t i = 0; i < len; ++i) data[i] = s[i];
+  }
+  std::string_view view() const noexcept { return {data, len}; }
+  bool empty() const noexcept { return len == 0; }
+};
+
+}  // namespace vigil::proto

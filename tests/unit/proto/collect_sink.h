@@ -1,0 +1,59 @@
+// An EventSink for tests and fuzz targets: keeps every committed event as one JSON object text,
+// {"event_type":"smb","direction":"to_server",<members>,"message":"..."}.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dataplane/proto/event.h"
+
+namespace vigil::proto::testing {
+
+class CollectSink final : public EventSink {
+ public:
+  JsonWriter& Begin(std::string_view event_type, Direction dir) noexcept override {
+    type_ = std::string(event_type);
+    dir_ = dir;
+    writer_.Reset();
+    message_.Clear();
+    return writer_;
+  }
+  TextBuilder& message() noexcept override { return message_; }
+  void Commit() noexcept override {
+    std::string s = "{\"event_type\":\"" + type_ + "\",\"direction\":\"" + DirectionName(dir_) +
+                    "\"";
+    if (!writer_.empty()) s += "," + std::string(writer_.view());
+    // The message through the same escaping as the members.
+    char buf[1024];
+    JsonWriter m(buf, sizeof buf);
+    m.Str("message", message_.view());
+    s += "," + std::string(m.view()) + "}";
+    events.push_back(std::move(s));
+    messages.emplace_back(message_.view());
+    types.push_back(type_);
+    if (writer_.depth() != 0) unbalanced = true;
+  }
+  uint64_t now_ns() const noexcept override { return now; }
+
+  // Events whose JSON text contains `needle`.
+  size_t CountContaining(std::string_view needle) const {
+    size_t n = 0;
+    for (const auto& e : events) n += e.find(needle) != std::string::npos;
+    return n;
+  }
+
+  std::vector<std::string> events;
+  std::vector<std::string> messages;
+  std::vector<std::string> types;
+  uint64_t now = 1'700'000'000'000'000'000ULL;
+  bool unbalanced = false;  // a parser committed with containers left open
+
+ private:
+  char buf_[16384];
+  JsonWriter writer_{buf_, sizeof buf_};
+  TextBuilder message_;
+  std::string type_;
+  Direction dir_ = Direction::kToServer;
+};
+
+}  // namespace vigil::proto::testing
