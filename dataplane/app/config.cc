@@ -431,6 +431,8 @@ class ConfigLoader {
                {"bridges", [&](const Item& i) { Bridges(i); }},
                {"workers", [&](const Item& i) { Workers(i); }},
                {"flow", [&](const Item& i) { Flow(i); }},
+               {"stream", [&](const Item& i) { Stream(i); }},
+               {"app_layer", [&](const Item& i) { AppLayer(i); }},
                {"exception_policy", [&](const Item& i) { Policies(i); }},
                {"outputs", [&](const Item& i) { Outputs(i); }},
            },
@@ -720,11 +722,96 @@ class ConfigLoader {
   void Policies(const Item& item) {
     std::string_view names[std::size(kPolicies)];
     for (size_t k = 0; k < std::size(kPolicies); ++k) names[k] = kPolicies[k].first;
-    p_.Map(item, {{"flow_table_full", [&](const Item& i) {
+    p_.Map(item, {{"flow_table_full",
+                   [&](const Item& i) {
                      if (auto k = p_.Enum(i, names, std::size(names))) {
                        config_.exception_policy.flow_table_full = kPolicies[*k].second;
                      }
+                   }},
+                  {"stream_memcap", [&](const Item& i) {
+                     if (auto k = p_.Enum(i, names, std::size(names))) {
+                       config_.app_layer.stream_memcap = kPolicies[*k].second;
+                     }
                    }}});
+  }
+
+  void Stream(const Item& item) {
+    AppLayerConfig& a = config_.app_layer;
+    p_.Map(item,
+           {
+               {"midstream",
+                [&](const Item& i) {
+                  if (auto b = p_.Bool(i)) a.midstream = *b;
+                }},
+               {"sessions", [&](const Item& i) { p_.UintInto(i, 16, 67108864, &a.sessions); }},
+               {"reassembly",
+                [&](const Item& i) {
+                  p_.Map(
+                      i,
+                      {
+                          {"policy",
+                           [&](const Item& j) {
+                             static constexpr std::string_view kNames[] = {"first", "last", "linux",
+                                                                           "windows", "bsd"};
+                             if (auto k = p_.Enum(j, kNames, std::size(kNames))) {
+                               ParseOverlapPolicy(kNames[*k], &a.reassembly.policy);
+                             }
+                           }},
+                          {"depth_kb",
+                           [&](const Item& j) {
+                             if (auto v = p_.Uint(j, 0, 1u << 30)) {
+                               a.reassembly.depth = *v * 1024;
+                             }
+                           }},
+                          {"max_segments",
+                           [&](const Item& j) {
+                             p_.UintInto(j, 1, 65535, &a.reassembly.max_segments);
+                           }},
+                          {"max_buffered_kb",
+                           [&](const Item& j) {
+                             if (auto v = p_.Uint(j, 4, 1u << 20)) {
+                               a.reassembly.max_bytes = static_cast<uint32_t>(*v * 1024);
+                             }
+                           }},
+                          {"max_ahead_kb",
+                           [&](const Item& j) {
+                             if (auto v = p_.Uint(j, 4, 1u << 20)) {
+                               a.reassembly.max_ahead = static_cast<uint32_t>(*v * 1024);
+                             }
+                           }},
+                          {"segment_slots",
+                           [&](const Item& j) { p_.UintInto(j, 16, 16777216, &a.segment_slots); }},
+                      });
+                }},
+           });
+  }
+
+  void AppLayer(const Item& item) {
+    AppLayerConfig& a = config_.app_layer;
+    auto pool = [&](const char* name) {
+      return [&a, this, name](const Item& i) {
+        if (auto v = p_.Uint(i, 0, 16777216)) {
+          a.parser_pools.emplace_back(name, static_cast<uint32_t>(*v));
+        }
+      };
+    };
+    p_.Map(item, {
+                     {"enabled",
+                      [&](const Item& i) {
+                        if (auto b = p_.Bool(i)) a.enabled = *b;
+                      }},
+                     {"parsers",
+                      [&](const Item& i) {
+                        p_.Map(i, {
+                                      {"smb", pool("smb")},
+                                      {"dcerpc", pool("dcerpc")},
+                                      {"krb5", pool("krb5")},
+                                      {"dns", pool("dns")},
+                                      {"http", pool("http")},
+                                      {"tls", pool("tls")},
+                                  });
+                      }},
+                 });
   }
 
   void Outputs(const Item& item) {
@@ -742,10 +829,10 @@ class ConfigLoader {
                                        }},
                                   });
                       }},
-                     {"event_ring_size",
+                     {"event_ring_mb",
                       [&](const Item& i) {
-                        if (auto v = p_.PowerOfTwo(i, 1024, 16777216)) {
-                          config_.event_ring_size = static_cast<uint32_t>(*v);
+                        if (auto v = p_.PowerOfTwo(i, 1, 4096)) {
+                          config_.event_ring_mb = static_cast<uint32_t>(*v);
                         }
                       }},
                  });

@@ -8,7 +8,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "dataplane/stream/reassembly.h"
 
 namespace vigil::dp {
 
@@ -68,6 +71,23 @@ struct FlowConfig {
                                   .other_established = 100};
 };
 
+// The session layer: TCP reassembly and application-layer parsing (stream/session.h).
+struct AppLayerConfig {
+  bool enabled = true;             // app_layer.enabled: reassemble and parse at all
+  bool midstream = true;           // stream.midstream: pick up TCP flows whose SYN was not seen
+  uint32_t sessions = 65536;       // stream.sessions: flows with a session (TCP, or parsed UDP)
+  uint32_t segment_slots = 16384;  // stream.reassembly.segment_slots (2 KiB each)
+  ReassemblyConfig reassembly{.policy = OverlapPolicy::kBsd,
+                              .max_segments = 256,
+                              .max_bytes = 1u << 20,
+                              .max_ahead = 1u << 22,
+                              .depth = 0};
+  // app_layer.parsers.<name>: parsers of that kind per worker (0 disables it). Unlisted kinds
+  // keep their built-in pool size.
+  std::vector<std::pair<std::string, uint32_t>> parser_pools;
+  ExceptionPolicy stream_memcap = ExceptionPolicy::kPassFlow;
+};
+
 struct ExceptionPolicies {
   ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
 };
@@ -94,12 +114,13 @@ struct Config {
   uint32_t stats_interval_s = 0;      // 0: no periodic counter lines on stderr
 
   FlowConfig flow;
+  AppLayerConfig app_layer;
   ExceptionPolicies exception_policy;
 
   // Outputs
   bool eve_enabled = true;
   std::string eve_path = "eve.json";
-  uint32_t event_ring_size = 65536;  // records per worker ring, power of two
+  uint32_t event_ring_mb = 16;  // MiB per worker event ring (workers -> exporter)
 };
 
 struct ConfigError {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 namespace vigil::dp {
@@ -61,7 +62,8 @@ Dataplane::~Dataplane() {
   StopPorts(ports_);
   workers_.clear();
   for (void* m : flow_memory_) rte_free(m);
-  for (rte_ring* r : rings_) rte_ring_free(r);
+  rings_.clear();
+  for (void* m : ring_memory_) rte_free(m);
   for (rte_mempool* p : pools_) rte_mempool_free(p);
 }
 
@@ -89,15 +91,15 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
              " (raise eal.memory.size_mb or lower mbufs_per_worker)";
     }
     pools_.push_back(pool);
-    const std::string ring_name = "vigil_ev" + std::to_string(w);
-    rte_ring* ring =
-        rte_ring_create_elem(ring_name.c_str(), sizeof(FlowRecord), config.event_ring_size, socket,
-                             RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (ring == nullptr) {
-      return "outputs.event_ring_size: cannot create event ring: " +
-             std::string(rte_strerror(rte_errno));
+    const size_t ring_bytes = size_t{config.event_ring_mb} << 20;
+    void* ring_mem = rte_malloc_socket("vigil_events", ring_bytes, 64, socket);
+    if (ring_mem == nullptr) {
+      return "outputs.event_ring_mb: cannot allocate " + std::to_string(config.event_ring_mb) +
+             " MiB for the event ring on node " + std::to_string(socket) +
+             " (raise eal.memory.size_mb or lower event_ring_mb)";
     }
-    rings_.push_back(ring);
+    ring_memory_.push_back(ring_mem);
+    rings_.push_back(std::make_unique<EventRing>(ring_bytes, ring_mem));
     void* mem =
         rte_zmalloc_socket("vigil_flows", FlowTable::MemoryBytes(config.flow.capacity), 64, socket);
     if (mem == nullptr) {
@@ -171,8 +173,8 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     wo.lcore = config.worker_lcores[w];
     // Each worker keys its table with its own secret derived from the seed.
     workers_.push_back(std::make_unique<Worker>(
-        wo, config.flow, seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
-        static_cast<uint16_t>(ports_.size()), rings_[w], &worker_stop_));
+        wo, config.flow, config.app_layer, seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w],
+        std::move(queues), static_cast<uint16_t>(ports_.size()), rings_[w].get(), &worker_stop_));
   }
 
   if (config.eve_enabled) {
@@ -184,12 +186,22 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
 
 uint32_t Dataplane::DrainEvents() {
   uint32_t total = 0;
-  FlowRecord recs[64];
-  for (rte_ring* ring : rings_) {
-    unsigned n;
-    while ((n = rte_ring_sc_dequeue_burst_elem(ring, recs, sizeof(FlowRecord), 64, nullptr)) > 0) {
-      for (unsigned i = 0; i < n; ++i) eve_.Write(recs[i]);
-      total += n;
+  for (auto& ring : rings_) {
+    uint32_t kind;
+    std::span<const uint8_t> rec;
+    // A bounded batch per ring per pass, so that one busy worker cannot starve the others.
+    for (int n = 0; n < 4096 && ring->Peek(&kind, &rec); ++n) {
+      if (kind == kEventFlowEnd && rec.size() == sizeof(FlowRecord)) {
+        FlowRecord r;
+        std::memcpy(&r, rec.data(), sizeof r);
+        eve_.Write(r);
+      } else if (kind == kEventApp) {
+        eve_.WriteApp(rec);
+      } else {
+        ++bad_records_;
+      }
+      ring->Pop();
+      ++total;
     }
   }
   return total;
@@ -236,7 +248,8 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   }
   rte_eal_mp_wait_lcore();
   elapsed_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  DrainEvents();
+  while (DrainEvents() > 0) {
+  }
   eve_.Close();
   // Ports stay configured until destruction so the final counters can still read device stats.
 }
@@ -358,6 +371,36 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "emergency", c.emergency.Get());
     AppendKV(&o, "emergency_entered", c.emergency_entered.Get());
     AppendKV(&o, "max_chain", c.max_chain.Get());
+    o += "},\"stream\":{";
+    AppendKV(&o, "sessions_active", c.sessions_active.Get(), false);
+    AppendKV(&o, "sessions_created", c.sessions_created.Get());
+    AppendKV(&o, "sessions_exhausted", c.sessions_exhausted.Get());
+    AppendKV(&o, "midstream", c.stream_midstream.Get());
+    AppendKV(&o, "segments_in_order", c.stream_in_order.Get());
+    AppendKV(&o, "segments_out_of_order", c.stream_out_of_order.Get());
+    AppendKV(&o, "overlaps", c.stream_overlaps.Get());
+    AppendKV(&o, "overlap_differs", c.stream_overlap_differs.Get());
+    AppendKV(&o, "retransmissions", c.stream_retransmissions.Get());
+    AppendKV(&o, "gaps", c.stream_gaps.Get());
+    AppendKV(&o, "gap_bytes", c.stream_gap_bytes.Get());
+    AppendKV(&o, "window_exceeded", c.stream_window_exceeded.Get());
+    AppendKV(&o, "memcap", c.stream_memcap.Get());
+    AppendKV(&o, "bytes", c.stream_bytes.Get());
+    AppendKV(&o, "segments_in_use", c.stream_segments_in_use.Get());
+    o += "},\"app_layer\":{\"identified\":{";
+    first = true;
+    for (int p = 1; p < static_cast<int>(proto::AppProto::kCount); ++p) {
+      if (p == static_cast<int>(proto::AppProto::kFailed)) continue;
+      AppendKV(&o, proto::AppProtoName(static_cast<proto::AppProto>(p)), c.app_identified[p].Get(),
+               !first);
+      first = false;
+    }
+    o += "}";
+    AppendKV(&o, "failed", c.app_failed.Get());
+    AppendKV(&o, "parser_exhausted", c.app_parser_exhausted.Get());
+    AppendKV(&o, "events", c.app_events.Get());
+    AppendKV(&o, "events_lost", c.app_events_lost.Get());
+    AppendKV(&o, "events_truncated", c.app_events_truncated.Get());
     o += "},\"events\":{";
     AppendKV(&o, "enqueued", c.events_enqueued.Get(), false);
     AppendKV(&o, "ring_full", c.events_ring_full.Get());
@@ -366,6 +409,7 @@ std::string Dataplane::CountersJson() const {
   o += "],\"eve\":{";
   AppendKV(&o, "records", eve_.records(), false);
   AppendKV(&o, "write_errors", eve_.write_errors());
+  AppendKV(&o, "bad_records", eve_.bad_records() + bad_records_);
   o += ",\"path\":";
   AppendJsonString(&o, eve_.path());
   o += "}";

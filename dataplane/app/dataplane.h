@@ -6,7 +6,6 @@
 #pragma once
 
 #include <rte_mempool.h>
-#include <rte_ring.h>
 
 #include <atomic>
 #include <memory>
@@ -15,6 +14,7 @@
 
 #include "dataplane/app/config.h"
 #include "dataplane/export/eve_writer.h"
+#include "dataplane/export/event_ring.h"
 #include "dataplane/port/port.h"
 #include "dataplane/worker/worker.h"
 
@@ -60,7 +60,8 @@ class Dataplane {
   RunOptions options_;
   std::vector<Port> ports_;
   std::vector<rte_mempool*> pools_;
-  std::vector<rte_ring*> rings_;
+  std::vector<void*> ring_memory_;
+  std::vector<std::unique_ptr<EventRing>> rings_;
   std::vector<void*> flow_memory_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EveWriter eve_;
@@ -68,6 +69,7 @@ class Dataplane {
   std::atomic<unsigned> workers_done_{0};
   double elapsed_s_ = 0;
   uint64_t stalls_ = 0;
+  uint64_t bad_records_ = 0;  // ring records of unknown kind or size (a bug, counted)
 };
 
 }  // namespace vigil::dp

@@ -8,6 +8,9 @@
 #include <ctime>
 #include <filesystem>
 
+#include "dataplane/proto/event.h"
+#include "dataplane/proto/json_writer.h"
+
 namespace vigil::dp {
 namespace {
 
@@ -124,6 +127,11 @@ void AppendFlowEve(const FlowRecord& r, const std::string& host, std::string* ou
     AppendU64(out, r.dst_port);
   }
   out->append(",\"proto\":\"").append(proto).append("\"");
+  if (r.app_proto != 0) {
+    out->append(",\"app_proto\":\"")
+        .append(proto::AppProtoName(static_cast<proto::AppProto>(r.app_proto)))
+        .append("\"");
+  }
   if (r.vlan_count > 0) {
     out->append(",\"vlan\":[");
     AppendU64(out, r.vlan[0]);
@@ -193,16 +201,88 @@ std::string EveWriter::Open(const std::string& path, const std::string& host) {
   return "";
 }
 
-void EveWriter::Write(const FlowRecord& rec) {
-  if (file_ == nullptr) return;
-  line_.clear();
-  AppendFlowEve(rec, host_, &line_);
+void EveWriter::WriteLine() {
   line_.push_back('\n');
   if (std::fwrite(line_.data(), 1, line_.size(), file_) != line_.size()) {
     ++write_errors_;
   } else {
     ++records_;
   }
+}
+
+void EveWriter::Write(const FlowRecord& rec) {
+  if (file_ == nullptr) return;
+  line_.clear();
+  AppendFlowEve(rec, host_, &line_);
+  WriteLine();
+}
+
+void EveWriter::WriteApp(std::span<const uint8_t> record) {
+  if (file_ == nullptr) return;
+  line_.clear();
+  if (!AppendAppEve(record, host_, &line_)) {
+    ++bad_records_;
+    return;
+  }
+  WriteLine();
+}
+
+bool AppendAppEve(std::span<const uint8_t> record, const std::string& host, std::string* out) {
+  AppEventHeader h;
+  if (record.size() < sizeof h) return false;
+  std::memcpy(&h, record.data(), sizeof h);
+  if (sizeof h + size_t{h.type_len} + h.body_len + h.message_len != record.size()) return false;
+  const char* p = reinterpret_cast<const char*>(record.data()) + sizeof h;
+  const std::string_view type(p, h.type_len);
+  const std::string_view body(p + h.type_len, h.body_len);
+  const std::string_view message(p + h.type_len + h.body_len, h.message_len);
+  const char* pname = ProtoName(h.proto);
+  const bool has_ports = h.proto == 6 || h.proto == 17;
+  out->append("{\"timestamp\":\"").append(FormatEveTime(h.ts_ns)).append("\",\"flow_id\":");
+  AppendU64(out, h.flow_id);
+  out->append(",\"event_type\":\"").append(type).append("\",\"host\":");
+  AppendJsonString(out, host);
+  out->append(",\"src_ip\":\"").append(FormatAddr(h.src_addr, h.ip_version)).append("\"");
+  if (has_ports) {
+    out->append(",\"src_port\":");
+    AppendU64(out, h.src_port);
+  }
+  out->append(",\"dest_ip\":\"").append(FormatAddr(h.dst_addr, h.ip_version)).append("\"");
+  if (has_ports) {
+    out->append(",\"dest_port\":");
+    AppendU64(out, h.dst_port);
+  }
+  out->append(",\"proto\":\"")
+      .append(pname != nullptr ? pname : std::to_string(h.proto))
+      .append("\"");
+  if (h.app_proto != 0) {
+    out->append(",\"app_proto\":\"")
+        .append(proto::AppProtoName(static_cast<proto::AppProto>(h.app_proto)))
+        .append("\"");
+  }
+  if (h.vlan_count > 0) {
+    out->append(",\"vlan\":[");
+    AppendU64(out, h.vlan[0]);
+    if (h.vlan_count > 1) {
+      out->push_back(',');
+      AppendU64(out, h.vlan[1]);
+    }
+    out->push_back(']');
+  }
+  out->append(",\"direction\":\"")
+      .append(proto::DirectionName(static_cast<proto::Direction>(h.direction & 1)))
+      .append("\"");
+  if (!body.empty()) out->push_back(',');
+  out->append(body);
+  if ((h.flags & kAppEventTruncated) != 0) out->append(",\"truncated\":true");
+  // Through the parsers' escaping: messages carry wire strings, which may not be UTF-8.
+  char buf[8 * proto::TextBuilder::kCapacity];
+  proto::JsonWriter w(buf, sizeof buf);
+  w.Str("message", message);
+  out->push_back(',');
+  out->append(w.view());
+  out->push_back('}');
+  return true;
 }
 
 void EveWriter::Flush() {

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <span>
 #include <string>
 
+#include "dataplane/export/event_record.h"
 #include "dataplane/flow/flow_table.h"
 
 namespace vigil::dp {
@@ -22,6 +24,10 @@ void AppendJsonString(std::string* out, const std::string& s);
 // Appends one EVE `flow` event (no trailing newline) to `out`.
 void AppendFlowEve(const FlowRecord& rec, const std::string& host, std::string* out);
 
+// Appends one protocol event (smb, dns, ..., anomaly) from its ring record (AppEventHeader followed
+// by its bytes). Returns false, appending nothing, when the record is malformed.
+bool AppendAppEve(std::span<const uint8_t> record, const std::string& host, std::string* out);
+
 class EveWriter {
  public:
   EveWriter() = default;
@@ -32,11 +38,14 @@ class EveWriter {
   // Opens `path` for appending (creating parent directories). Returns "" or an error.
   std::string Open(const std::string& path, const std::string& host);
   void Write(const FlowRecord& rec);
+  // A kEventApp ring record; malformed ones are counted in bad_records.
+  void WriteApp(std::span<const uint8_t> record);
   void Flush();
   void Close();
 
   uint64_t records() const { return records_; }
   uint64_t write_errors() const { return write_errors_; }
+  uint64_t bad_records() const { return bad_records_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -46,6 +55,8 @@ class EveWriter {
   std::string line_;
   uint64_t records_ = 0;
   uint64_t write_errors_ = 0;
+  uint64_t bad_records_ = 0;
+  void WriteLine();
 };
 
 }  // namespace vigil::dp

@@ -127,6 +127,7 @@ void MakeFlowRecord(const Flow& flow, FlowEndReason reason, uint16_t worker,
   out->action = static_cast<uint8_t>(flow.action);
   out->worker = worker;
   out->ip_version = flow.ip_version;
+  out->app_proto = flow.app_proto;
   out->flow_id = flow.flow_id;
   out->start_ns = flow.start_ns;
   out->end_ns = flow.last_ns;

@@ -79,6 +79,9 @@ struct alignas(64) Flow {
   uint8_t tcp_flags[2];  // union of flags seen, per direction
   uint8_t tcp_fin_seen;  // bit per FlowDir
   FlowAction action;
+  uint8_t app_proto;   // proto::AppProto, set by the session layer
+  uint8_t app_probes;  // session layer: datagrams probed without a match (UDP), 0xff: gave up
+  uint32_t session;    // session layer: 1 + index of the flow's session; 0: none
 };
 static_assert(sizeof(Flow) == 128);
 
@@ -99,7 +102,7 @@ struct FlowRecord {
   uint8_t action;  // FlowAction
   uint16_t worker;
   uint8_t ip_version;  // 4 or 6
-  uint8_t pad;
+  uint8_t app_proto;   // proto::AppProto
   uint64_t flow_id;
   uint64_t start_ns;
   uint64_t end_ns;

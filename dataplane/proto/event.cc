@@ -4,15 +4,23 @@ namespace vigil::proto {
 
 const char* AppProtoName(AppProto p) noexcept {
   switch (p) {
-    case AppProto::kSmb: return "smb";
-    case AppProto::kDcerpc: return "dcerpc";
-    case AppProto::kKrb5: return "krb5";
-    case AppProto::kDns: return "dns";
-    case AppProto::kHttp: return "http";
-    case AppProto::kTls: return "tls";
-    case AppProto::kFailed: return "failed";
+    case AppProto::kSmb:
+      return "smb";
+    case AppProto::kDcerpc:
+      return "dcerpc";
+    case AppProto::kKrb5:
+      return "krb5";
+    case AppProto::kDns:
+      return "dns";
+    case AppProto::kHttp:
+      return "http";
+    case AppProto::kTls:
+      return "tls";
+    case AppProto::kFailed:
+      return "failed";
     case AppProto::kUnknown:
-    case AppProto::kCount: break;
+    case AppProto::kCount:
+      break;
   }
   return "unknown";
 }

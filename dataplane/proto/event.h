@@ -57,9 +57,9 @@ class EventSink {
 void EmitAnomaly(EventSink& sink, Direction dir, AppProto proto, std::string_view event) noexcept;
 
 enum class ProbeResult : uint8_t {
-  kNo,        // these bytes are not this protocol
-  kMaybe,     // not enough bytes to tell: ask again with more
-  kYes,       // this protocol
+  kNo,     // these bytes are not this protocol
+  kMaybe,  // not enough bytes to tell: ask again with more
+  kYes,    // this protocol
 };
 
 // One flow's application-layer parser (both directions). Implementations are fixed-size classes

@@ -80,13 +80,27 @@ bool JsonWriter::PutEscaped(std::span<const uint8_t> s) noexcept {
     char esc[6] = {'\\', 0, 0, 0, 0, 0};
     size_t n = 2;
     switch (c) {
-      case '"': esc[1] = '"'; break;
-      case '\\': esc[1] = '\\'; break;
-      case '\n': esc[1] = 'n'; break;
-      case '\r': esc[1] = 'r'; break;
-      case '\t': esc[1] = 't'; break;
-      case '\b': esc[1] = 'b'; break;
-      case '\f': esc[1] = 'f'; break;
+      case '"':
+        esc[1] = '"';
+        break;
+      case '\\':
+        esc[1] = '\\';
+        break;
+      case '\n':
+        esc[1] = 'n';
+        break;
+      case '\r':
+        esc[1] = 'r';
+        break;
+      case '\t':
+        esc[1] = 't';
+        break;
+      case '\b':
+        esc[1] = 'b';
+        break;
+      case '\f':
+        esc[1] = 'f';
+        break;
       default:
         esc[1] = 'u';
         esc[2] = '0';
@@ -111,8 +125,7 @@ bool JsonWriter::BeginMember(std::string_view key, size_t* mark) noexcept {
   *mark = len_;
   if (!first_[depth_] && !PutChar(',')) return false;
   if (!in_array_[depth_]) {
-    if (!PutEscaped({reinterpret_cast<const uint8_t*>(key.data()), key.size()}) ||
-        !PutChar(':')) {
+    if (!PutEscaped({reinterpret_cast<const uint8_t*>(key.data()), key.size()}) || !PutChar(':')) {
       return false;
     }
   }

@@ -412,4 +412,19 @@ void Reassembler::Release(StreamDirection* dir) noexcept {
   while (dir->head != kSegmentNil) FreeHead(dir);
 }
 
+bool Reassembler::SkipAckedGap(StreamDirection* dir, uint32_t acked, StreamSink& sink) noexcept {
+  if ((dir->flags & kStreamInitialised) == 0 || dir->head == kSegmentNil) return false;
+  const uint32_t first = pool_->slot(dir->head).seq;
+  // Only a hole the receiver has acknowledged past, with data waiting after it.
+  if (!SeqLt(dir->next_seq, first) || SeqLt(acked, first)) return false;
+  const uint32_t missing = first - dir->next_seq;
+  ++counters_.gaps;
+  counters_.gap_bytes += missing;
+  dir->flags |= kStreamGapSeen;
+  if ((dir->flags & kStreamDepthReached) == 0) sink.OnGap(missing);
+  dir->next_seq = first;
+  DrainContiguous(dir, sink);
+  return true;
+}
+
 }  // namespace vigil::dp

@@ -221,6 +221,10 @@ class Reassembler {
   void Flush(StreamDirection* dir, StreamSink& sink) noexcept;
   // Frees the direction's slots without delivering.
   void Release(StreamDirection* dir) noexcept;
+  // The receiver acknowledged `acked` (the peer's ACK number): bytes before it that never reached
+  // us are lost to the sensor, not in flight. When buffered data waits behind such a hole, reports
+  // the hole (OnGap) and delivers what is then contiguous. Returns true when a gap was skipped.
+  bool SkipAckedGap(StreamDirection* dir, uint32_t acked, StreamSink& sink) noexcept;
 
   OverlapPolicy policy() const noexcept { return policy_; }
   void set_policy(OverlapPolicy p) noexcept { policy_ = p; }

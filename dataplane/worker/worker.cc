@@ -16,20 +16,24 @@ const char* DropReasonName(DropReason r) noexcept {
       return "flow_table_full";
     case DropReason::kFlowAction:
       return "flow_action";
+    case DropReason::kStreamPolicy:
+      return "stream_policy";
     case DropReason::kCount:
       break;
   }
   return "unknown";
 }
 
-Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config, uint64_t hash_seed,
-               void* flow_memory, std::vector<WorkerQueue> queues, uint16_t nb_ports,
-               rte_ring* event_ring, const std::atomic<bool>* stop)
+Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
+               const AppLayerConfig& app_config, uint64_t hash_seed, void* flow_memory,
+               std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
+               const std::atomic<bool>* stop)
     : options_(options),
       flows_(flow_config, hash_seed, options.worker_id, flow_memory),
+      event_ring_(event_ring),
+      sessions_(std::make_unique<SessionManager>(app_config, options.worker_id, event_ring)),
       queues_(std::move(queues)),
       port_counters_(nb_ports),
-      event_ring_(event_ring),
       stop_(stop) {
   tx_.resize(queues_.size());
   for (size_t i = 0; i < queues_.size(); ++i) {
@@ -92,10 +96,12 @@ void Worker::Stage(uint16_t i, rte_mbuf* m) noexcept {
 }
 
 void Worker::OnFlowEnd(const Flow& flow, FlowEndReason reason) noexcept {
+  // The session's last events (flushed streams, pending transactions) precede the flow record.
+  sessions_->OnFlowEnd(flow, now_ns_);
   if (event_ring_ == nullptr) return;
   FlowRecord rec;
   MakeFlowRecord(flow, reason, options_.worker_id, &rec);
-  if (rte_ring_sp_enqueue_elem(event_ring_, &rec, sizeof(rec)) == 0) {
+  if (event_ring_->Push(kEventFlowEnd, {reinterpret_cast<const uint8_t*>(&rec), sizeof rec})) {
     counters_.events_enqueued.Add(1);
   } else {
     counters_.events_ring_full.Add(1);
@@ -167,6 +173,15 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
       } else if (fl.flow->action == FlowAction::kDrop) [[unlikely]] {
         Drop(q.rx_port_index, m, DropReason::kFlowAction);
         continue;
+      } else if (b.meta.ip_proto == 6 || b.meta.ip_proto == 17) {
+        const uint32_t len = rte_pktmbuf_pkt_len(m);
+        const uint32_t span_len = len < sizeof(scratch_) ? len : sizeof(scratch_);
+        const auto* data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, span_len, scratch_));
+        if (sessions_->OnPacket(*fl.flow, fl.dir, b.meta, {data, span_len}, now_ns_) ==
+            SessionManager::Verdict::kDrop) [[unlikely]] {
+          Drop(q.rx_port_index, m, DropReason::kStreamPolicy);
+          continue;
+        }
       }
     }
     Stage(tx_index, m);
@@ -188,12 +203,44 @@ void Worker::PublishFlowCounters() noexcept {
   for (int b = 0; b < kAnomalyBits; ++b) counters_.anomalies[b].Set(anomaly_counts_[b]);
 }
 
+void Worker::PublishSessionCounters() noexcept {
+  const SessionCounters& c = sessions_->counters();
+  WorkerCounters& w = counters_;
+  w.sessions_active.Set(c.sessions_active);
+  w.sessions_created.Set(c.sessions_created);
+  w.sessions_exhausted.Set(c.sessions_exhausted);
+  uint64_t parser_exhausted = 0;
+  for (int p = 0; p < static_cast<int>(proto::AppProto::kCount); ++p) {
+    w.app_identified[p].Set(c.identified[p]);
+    parser_exhausted += c.parser_exhausted[p];
+  }
+  w.app_parser_exhausted.Set(parser_exhausted);
+  w.app_failed.Set(c.identification_failed);
+  w.app_events.Set(c.events);
+  w.app_events_lost.Set(c.events_lost);
+  w.app_events_truncated.Set(c.events_truncated);
+  w.stream_memcap.Set(c.stream_memcap);
+  w.stream_midstream.Set(c.midstream);
+  const ReassemblyCounters& r = sessions_->reassembly_counters();
+  w.stream_in_order.Set(r.segments_in_order);
+  w.stream_out_of_order.Set(r.segments_out_of_order);
+  w.stream_overlaps.Set(r.overlaps);
+  w.stream_overlap_differs.Set(r.overlap_differs);
+  w.stream_retransmissions.Set(r.retransmissions);
+  w.stream_gaps.Set(r.gaps);
+  w.stream_gap_bytes.Set(r.gap_bytes);
+  w.stream_window_exceeded.Set(r.window_exceeded);
+  w.stream_bytes.Set(r.bytes_delivered);
+  w.stream_segments_in_use.Set(sessions_->segment_pool().in_use());
+}
+
 void Worker::Housekeeping(uint64_t tsc) noexcept {
   last_flush_tsc_ = tsc;
   FlushAll();
   if (!options_.replay) now_ns_ = WallNs(tsc);
   flows_.ExpireSome(now_ns_, flows_.emergency() ? expire_budget_ * 8 : expire_budget_, *this);
   PublishFlowCounters();
+  PublishSessionCounters();
 }
 
 uint32_t Worker::PollOnce() noexcept {
@@ -218,6 +265,7 @@ void Worker::Finish() noexcept {
   FlushAll();
   flows_.EndAll(FlowEndReason::kShutdown, *this);
   PublishFlowCounters();
+  PublishSessionCounters();
 }
 
 void Worker::Run() noexcept {

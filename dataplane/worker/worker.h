@@ -4,15 +4,18 @@
 #pragma once
 
 #include <rte_mbuf.h>
-#include <rte_ring.h>
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "dataplane/app/config.h"
+#include "dataplane/export/event_record.h"
+#include "dataplane/export/event_ring.h"
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/packet/decoder.h"
+#include "dataplane/stream/session.h"
 
 namespace vigil::dp {
 
@@ -39,7 +42,8 @@ class Counter {
 enum class DropReason : uint8_t {
   kTxFull,         // the NIC did not take it: freed and counted
   kFlowTableFull,  // exception policy drop-packet/drop-flow on a full flow table
-  kFlowAction,     // its flow is marked drop (no producer yet: signatures and app-layer policies)
+  kFlowAction,     // its flow is marked drop (e.g. the stream_memcap policy drop-flow)
+  kStreamPolicy,   // the stream_memcap exception policy dropped it (drop-packet, drop-flow)
   kCount,
 };
 const char* DropReasonName(DropReason r) noexcept;
@@ -70,6 +74,28 @@ struct alignas(64) WorkerCounters {
   Counter max_chain;
   Counter events_enqueued;
   Counter events_ring_full;  // flow records lost because the exporter fell behind
+  // Session layer (published from SessionManager's counters at housekeeping).
+  Counter sessions_active;
+  Counter sessions_created;
+  Counter sessions_exhausted;
+  Counter app_identified[static_cast<int>(proto::AppProto::kCount)];
+  Counter app_parser_exhausted;
+  Counter app_failed;
+  Counter app_events;
+  Counter app_events_lost;
+  Counter app_events_truncated;
+  Counter stream_memcap;
+  Counter stream_midstream;
+  Counter stream_in_order;
+  Counter stream_out_of_order;
+  Counter stream_overlaps;
+  Counter stream_overlap_differs;
+  Counter stream_retransmissions;
+  Counter stream_gaps;
+  Counter stream_gap_bytes;
+  Counter stream_window_exceeded;
+  Counter stream_bytes;
+  Counter stream_segments_in_use;
 };
 
 struct WorkerQueue {
@@ -95,9 +121,10 @@ struct WorkerOptions {
 class Worker final : public FlowEndSink {
  public:
   // `flow_memory`: FlowTable::MemoryBytes() bytes on the worker's NUMA node.
-  Worker(const WorkerOptions& options, const FlowConfig& flow_config, uint64_t hash_seed,
-         void* flow_memory, std::vector<WorkerQueue> queues, uint16_t nb_ports,
-         rte_ring* event_ring, const std::atomic<bool>* stop);
+  Worker(const WorkerOptions& options, const FlowConfig& flow_config,
+         const AppLayerConfig& app_config, uint64_t hash_seed, void* flow_memory,
+         std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
+         const std::atomic<bool>* stop);
 
   // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
   // every flow (kShutdown). Call on the worker's lcore.
@@ -144,15 +171,17 @@ class Worker final : public FlowEndSink {
   void Housekeeping(uint64_t tsc) noexcept;
   void Drop(uint16_t rx_port_index, rte_mbuf* m, DropReason reason) noexcept;
   void PublishFlowCounters() noexcept;
+  void PublishSessionCounters() noexcept;
   uint64_t WallNs(uint64_t tsc) const noexcept;
 
   WorkerOptions options_;
   FlowTable flows_;
+  EventRing* event_ring_;
+  std::unique_ptr<SessionManager> sessions_;
   std::vector<WorkerQueue> queues_;
   std::vector<TxBuffer> tx_;  // one per queue entry, indexed like queues_
   std::vector<PortCounters> port_counters_;
   WorkerCounters counters_;
-  rte_ring* event_ring_;
   const std::atomic<bool>* stop_;
   uint64_t anomaly_counts_[kAnomalyBits] = {};
   uint64_t decode_counts_[4] = {};

@@ -71,7 +71,18 @@ void ExpectSameSettings(const Config& got, const Config& want) {
   EXPECT_EQ(got.exception_policy.flow_table_full, want.exception_policy.flow_table_full);
   EXPECT_EQ(got.eve_enabled, want.eve_enabled);
   EXPECT_EQ(got.eve_path, want.eve_path);
-  EXPECT_EQ(got.event_ring_size, want.event_ring_size);
+  EXPECT_EQ(got.event_ring_mb, want.event_ring_mb);
+  EXPECT_EQ(got.app_layer.enabled, want.app_layer.enabled);
+  EXPECT_EQ(got.app_layer.midstream, want.app_layer.midstream);
+  EXPECT_EQ(got.app_layer.sessions, want.app_layer.sessions);
+  EXPECT_EQ(got.app_layer.segment_slots, want.app_layer.segment_slots);
+  EXPECT_EQ(got.app_layer.reassembly.policy, want.app_layer.reassembly.policy);
+  EXPECT_EQ(got.app_layer.reassembly.depth, want.app_layer.reassembly.depth);
+  EXPECT_EQ(got.app_layer.reassembly.max_segments, want.app_layer.reassembly.max_segments);
+  EXPECT_EQ(got.app_layer.reassembly.max_bytes, want.app_layer.reassembly.max_bytes);
+  EXPECT_EQ(got.app_layer.reassembly.max_ahead, want.app_layer.reassembly.max_ahead);
+  EXPECT_EQ(got.app_layer.parser_pools, want.app_layer.parser_pools);
+  EXPECT_EQ(got.app_layer.stream_memcap, want.app_layer.stream_memcap);
 }
 
 // Loads `yaml` and expects exactly the errors matched, in this order, and no config.
@@ -144,13 +155,29 @@ flow:
     udp: {new: 12, established: 102}
     icmp: {new: 13, established: 103}
     other: {new: 0, established: 604800}
+stream:
+  midstream: false
+  sessions: 1000
+  reassembly:
+    policy: windows
+    depth_kb: 2048
+    max_segments: 100
+    max_buffered_kb: 512
+    max_ahead_kb: 8192
+    segment_slots: 4096
+app_layer:
+  enabled: true
+  parsers:
+    smb: 10
+    tls: 0
 exception_policy:
   flow_table_full: drop-flow
+  stream_memcap: drop-packet
 outputs:
   eve:
     enabled: false
     path: /var/log/vigil/eve.json
-  event_ring_size: 1024
+  event_ring_mb: 1
 )";
 
 TEST(ConfigTest, FullConfigRoundTrips) {
@@ -210,7 +237,18 @@ TEST(ConfigTest, FullConfigRoundTrips) {
   EXPECT_EQ(c.exception_policy.flow_table_full, ExceptionPolicy::kDropFlow);
   EXPECT_FALSE(c.eve_enabled);
   EXPECT_EQ(c.eve_path, "/var/log/vigil/eve.json");
-  EXPECT_EQ(c.event_ring_size, 1024u);
+  EXPECT_EQ(c.event_ring_mb, 1u);
+  EXPECT_FALSE(c.app_layer.midstream);
+  EXPECT_EQ(c.app_layer.sessions, 1000u);
+  EXPECT_EQ(c.app_layer.reassembly.policy, OverlapPolicy::kWindows);
+  EXPECT_EQ(c.app_layer.reassembly.depth, 2048u * 1024);
+  EXPECT_EQ(c.app_layer.reassembly.max_segments, 100u);
+  EXPECT_EQ(c.app_layer.reassembly.max_bytes, 512u * 1024);
+  EXPECT_EQ(c.app_layer.reassembly.max_ahead, 8192u * 1024);
+  EXPECT_EQ(c.app_layer.segment_slots, 4096u);
+  EXPECT_EQ(c.app_layer.parser_pools,
+            (std::vector<std::pair<std::string, uint32_t>>{{"smb", 10}, {"tls", 0}}));
+  EXPECT_EQ(c.app_layer.stream_memcap, ExceptionPolicy::kDropPacket);
 }
 
 TEST(ConfigTest, DefaultsWhenKeysAbsent) {
@@ -431,7 +469,8 @@ TEST(ConfigTest, EmptyValueIsNullAndReportedAtItsKey) {
 }
 
 TEST(ConfigTest, OutOfRange) {
-  ExpectErrors(R"(ports:
+  ExpectErrors(
+      R"(ports:
   - {name: a, device: net_null0, rx_desc: 100}
   - {name: b, device: net_null1, tx_desc: 16384}
 bridges:
@@ -441,20 +480,19 @@ flow:
   timeouts:
     udp: {new: 604801}
 outputs:
-  event_ring_size: 3000
+  event_ring_mb: 3000
 workers:
   mbufs_per_worker: 99999999999999999999999
   stats_interval_s: 86401
 )",
-               Err(2, 43, "ports[0].rx_desc", Eq("must be a power of two in 64..8192, got 100")),
-               Err(3, 43, "ports[1].tx_desc", Eq("must be in 64..8192, got 16384")),
-               Err(7, 13, "flow.capacity", Eq("must be in 1024..67108864, got 1000")),
-               Err(9, 16, "flow.timeouts.udp.new", Eq("must be in 0..604800, got 604801")),
-               Err(11, 20, "outputs.event_ring_size",
-                   Eq("must be a power of two in 1024..16777216, got 3000")),
-               Err(13, 21, "workers.mbufs_per_worker",
-                   Eq("must be in 1024..4194304, got 99999999999999999999999")),
-               Err(14, 21, "workers.stats_interval_s", Eq("must be in 0..86400, got 86401")));
+      Err(2, 43, "ports[0].rx_desc", Eq("must be a power of two in 64..8192, got 100")),
+      Err(3, 43, "ports[1].tx_desc", Eq("must be in 64..8192, got 16384")),
+      Err(7, 13, "flow.capacity", Eq("must be in 1024..67108864, got 1000")),
+      Err(9, 16, "flow.timeouts.udp.new", Eq("must be in 0..604800, got 604801")),
+      Err(11, 18, "outputs.event_ring_mb", Eq("must be a power of two in 1..4096, got 3000")),
+      Err(13, 21, "workers.mbufs_per_worker",
+          Eq("must be in 1024..4194304, got 99999999999999999999999")),
+      Err(14, 21, "workers.stats_interval_s", Eq("must be in 0..86400, got 86401")));
 }
 
 TEST(ConfigTest, RangeBoundsAreInclusive) {
@@ -472,7 +510,7 @@ flow:
   capacity: 67108864
   emergency: {enter_percent: 100, exit_percent: 99}
 outputs:
-  event_ring_size: 16777216
+  event_ring_mb: 4096
 )");
   EXPECT_EQ(c.ports[0].rx_desc, 64);
   EXPECT_EQ(c.ports[0].tx_desc, 8192);
@@ -483,7 +521,7 @@ outputs:
   EXPECT_EQ(c.flow.capacity, 67108864u);
   EXPECT_EQ(c.flow.emergency_enter_percent, 100u);
   EXPECT_EQ(c.flow.emergency_exit_percent, 99u);
-  EXPECT_EQ(c.event_ring_size, 16777216u);
+  EXPECT_EQ(c.event_ring_mb, 4096u);
 }
 
 TEST(ConfigTest, BadEnums) {

@@ -20,8 +20,8 @@ class CollectSink final : public EventSink {
   }
   TextBuilder& message() noexcept override { return message_; }
   void Commit() noexcept override {
-    std::string s = "{\"event_type\":\"" + type_ + "\",\"direction\":\"" + DirectionName(dir_) +
-                    "\"";
+    std::string s =
+        "{\"event_type\":\"" + type_ + "\",\"direction\":\"" + DirectionName(dir_) + "\"";
     if (!writer_.empty()) s += "," + std::string(writer_.view());
     // The message through the same escaping as the members.
     char buf[1024];
