@@ -433,6 +433,7 @@ class ConfigLoader {
                {"flow", [&](const Item& i) { Flow(i); }},
                {"stream", [&](const Item& i) { Stream(i); }},
                {"app_layer", [&](const Item& i) { AppLayer(i); }},
+               {"defrag", [&](const Item& i) { Defrag(i); }},
                {"exception_policy", [&](const Item& i) { Policies(i); }},
                {"outputs", [&](const Item& i) { Outputs(i); }},
            },
@@ -728,11 +729,46 @@ class ConfigLoader {
                        config_.exception_policy.flow_table_full = kPolicies[*k].second;
                      }
                    }},
-                  {"stream_memcap", [&](const Item& i) {
+                  {"stream_memcap",
+                   [&](const Item& i) {
                      if (auto k = p_.Enum(i, names, std::size(names))) {
                        config_.app_layer.stream_memcap = kPolicies[*k].second;
                      }
+                   }},
+                  {"defrag_memcap", [&](const Item& i) {
+                     if (auto k = p_.Enum(i, names, std::size(names))) {
+                       config_.exception_policy.defrag_memcap = kPolicies[*k].second;
+                     }
                    }}});
+  }
+
+  void Defrag(const Item& item) {
+    DefragSettings& d = config_.defrag;
+    p_.Map(item, {
+                     {"enabled",
+                      [&](const Item& i) {
+                        if (auto b = p_.Bool(i)) d.enabled = *b;
+                      }},
+                     {"policy",
+                      [&](const Item& i) {
+                        static constexpr std::string_view kNames[] = {
+                            "first", "last", "bsd", "bsd-right", "linux", "windows", "solaris"};
+                        if (auto k = p_.Enum(i, kNames, std::size(kNames))) {
+                          ParseFragPolicy(kNames[*k], &d.defrag.policy);
+                        }
+                      }},
+                     {"trackers",
+                      [&](const Item& i) { p_.UintInto(i, 1, 16777216, &d.defrag.max_trackers); }},
+                     {"pool_slots",
+                      [&](const Item& i) { p_.UintInto(i, 64, 16777216, &d.defrag.pool_slots); }},
+                     {"max_fragments",
+                      [&](const Item& i) { p_.UintInto(i, 1, 65535, &d.defrag.max_fragments); }},
+                     {"timeout_s",
+                      [&](const Item& i) {
+                        if (auto v = p_.Uint(i, 1, 3600))
+                          d.defrag.timeout_ns = *v * 1'000'000'000ull;
+                      }},
+                 });
   }
 
   void Stream(const Item& item) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/stream/defrag.h"
 #include "dataplane/stream/reassembly.h"
 
 namespace vigil::dp {
@@ -88,8 +89,22 @@ struct AppLayerConfig {
   ExceptionPolicy stream_memcap = ExceptionPolicy::kPassFlow;
 };
 
+// IP defragmentation (stream/defrag.h). The hash seed is derived from flow.hash_seed per worker.
+struct DefragSettings {
+  bool enabled = true;
+  DefragConfig defrag{.policy = FragPolicy::kBsd,
+                      .max_trackers = 4096,
+                      .pool_slots = 16384,
+                      .max_fragments = 64,
+                      .timeout_ns = 60'000'000'000ull,
+                      .hash_seed = 0};
+};
+
 struct ExceptionPolicies {
   ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
+  // A fragment that cannot be held (no tracker or pool slot): drop-* drops it, pass-* forwards it
+  // uninspected.
+  ExceptionPolicy defrag_memcap = ExceptionPolicy::kPassPacket;
 };
 
 struct Config {
@@ -115,6 +130,7 @@ struct Config {
 
   FlowConfig flow;
   AppLayerConfig app_layer;
+  DefragSettings defrag;
   ExceptionPolicies exception_policy;
 
   // Outputs

@@ -142,6 +142,7 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
   WorkerOptions wo;
   wo.replay = options.replay;
   wo.flow_table_full = config.exception_policy.flow_table_full;
+  wo.defrag_memcap = config.exception_policy.defrag_memcap;
   wo.tx_flush_us = config.tx_flush_us;
   if (options.replay) {
     int offset = -1;
@@ -173,8 +174,10 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     wo.lcore = config.worker_lcores[w];
     // Each worker keys its table with its own secret derived from the seed.
     workers_.push_back(std::make_unique<Worker>(
-        wo, config.flow, config.app_layer, seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w],
-        std::move(queues), static_cast<uint16_t>(ports_.size()), rings_[w].get(), &worker_stop_));
+        wo, config.flow, config.app_layer,
+        config.defrag.enabled ? std::optional<DefragConfig>(config.defrag.defrag) : std::nullopt,
+        seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
+        static_cast<uint16_t>(ports_.size()), rings_[w].get(), &worker_stop_));
   }
 
   if (config.eve_enabled) {
@@ -357,6 +360,16 @@ std::string Dataplane::CountersJson() const {
     }
     o += "}";
     AppendKV(&o, "fragments_untracked", c.fragments_untracked.Get());
+    o += ",\"defrag\":{";
+    AppendKV(&o, "fragments", c.defrag_fragments.Get(), false);
+    AppendKV(&o, "datagrams", c.defrag_datagrams.Get());
+    AppendKV(&o, "overlaps", c.defrag_overlaps.Get());
+    AppendKV(&o, "overlap_differs", c.defrag_overlap_differs.Get());
+    AppendKV(&o, "timeouts", c.defrag_timeouts.Get());
+    AppendKV(&o, "memcap", c.defrag_memcap.Get());
+    AppendKV(&o, "dropped", c.defrag_dropped.Get());
+    AppendKV(&o, "trackers_in_use", c.defrag_trackers_in_use.Get());
+    o += "}";
     AppendKV(&o, "passed_untracked", c.passed_untracked.Get());
     o += ",\"flows\":{";
     AppendKV(&o, "active", c.flows_active.Get(), false);

@@ -14,7 +14,7 @@ using ProbeFn = ProbeResult (*)(Direction dir, std::span<const uint8_t> data) no
 
 struct ParserKind {
   AppProto proto;
-  const char* name;  // config key under app_layer.parsers
+  const char* name;   // config key under app_layer.parsers
   ProbeFn probe_tcp;  // nullptr: not carried over TCP
   ProbeFn probe_udp;  // nullptr: not carried over UDP
   uint16_t ports[4];  // well-known server ports (0 = unused): probed first, never required

@@ -361,7 +361,8 @@ bool SessionManager::StartParser(Flow& flow, Session* s, int kind, bool reversed
   }
   const uint32_t slot = pool.free.back();
   pool.free.pop_back();
-  s->parser = kinds_[static_cast<size_t>(kind)].construct(pool.memory + size_t{slot} * pool.slot_size);
+  s->parser =
+      kinds_[static_cast<size_t>(kind)].construct(pool.memory + size_t{slot} * pool.slot_size);
   s->parser_slot = slot;
   s->kind = static_cast<uint8_t>(kind);
   s->state = State::kParsing;
@@ -398,7 +399,8 @@ void SessionManager::Deliver(Flow& flow, Session* s, FlowDir dir,
   std::memcpy(s->probe[dir] + s->probe_len[dir], data.data(), copied);
   s->probe_len[dir] = static_cast<uint8_t>(s->probe_len[dir] + copied);
   bool maybe = false, reversed = false;
-  const int kind = Probe(flow, s, dir, {s->probe[dir], s->probe_len[dir]}, false, &maybe, &reversed);
+  const int kind =
+      Probe(flow, s, dir, {s->probe[dir], s->probe_len[dir]}, false, &maybe, &reversed);
   if (kind < 0) {
     if (maybe && s->probe_len[dir] < kProbeBytes) return;  // wait for more bytes
     s->said_no |= static_cast<uint8_t>(1u << dir);

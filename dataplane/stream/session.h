@@ -60,9 +60,7 @@ class SessionManager {
   void OnFlowEnd(const Flow& flow, uint64_t now_ns) noexcept;
 
   const SessionCounters& counters() const noexcept { return counters_; }
-  const ReassemblyCounters& reassembly_counters() const noexcept {
-    return reassembler_.counters();
-  }
+  const ReassemblyCounters& reassembly_counters() const noexcept { return reassembler_.counters(); }
   const SegmentPool& segment_pool() const noexcept { return segments_; }
   bool enabled() const noexcept { return config_.enabled; }
 

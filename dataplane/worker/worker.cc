@@ -4,9 +4,20 @@
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
 
+#include <cstring>
 #include <ctime>
 
 namespace vigil::dp {
+
+namespace {
+constexpr size_t kEthHeader = 14;
+constexpr size_t kDefragOut = kEthHeader + kMaxDatagram + 64;
+}  // namespace
+
+class Worker::DefragEvents final : public DefragSink {
+ public:
+  void OnEvent(DefragEvent) noexcept override {}  // counted by the defragmenter
+};
 
 const char* DropReasonName(DropReason r) noexcept {
   switch (r) {
@@ -18,6 +29,8 @@ const char* DropReasonName(DropReason r) noexcept {
       return "flow_action";
     case DropReason::kStreamPolicy:
       return "stream_policy";
+    case DropReason::kDefragPolicy:
+      return "defrag_policy";
     case DropReason::kCount:
       break;
   }
@@ -25,9 +38,9 @@ const char* DropReasonName(DropReason r) noexcept {
 }
 
 Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
-               const AppLayerConfig& app_config, uint64_t hash_seed, void* flow_memory,
-               std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
-               const std::atomic<bool>* stop)
+               const AppLayerConfig& app_config, const std::optional<DefragConfig>& defrag,
+               uint64_t hash_seed, void* flow_memory, std::vector<WorkerQueue> queues,
+               uint16_t nb_ports, EventRing* event_ring, const std::atomic<bool>* stop)
     : options_(options),
       flows_(flow_config, hash_seed, options.worker_id, flow_memory),
       event_ring_(event_ring),
@@ -35,6 +48,12 @@ Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
       queues_(std::move(queues)),
       port_counters_(nb_ports),
       stop_(stop) {
+  if (defrag.has_value()) {
+    DefragConfig dc = *defrag;
+    dc.hash_seed = hash_seed ^ 0x6a09e667f3bcc909ull;  // its own secret, derived from the worker's
+    defrag_ = std::make_unique<Defragmenter>(dc);
+    defrag_out_ = std::make_unique<uint8_t[]>(kDefragOut);
+  }
   tx_.resize(queues_.size());
   for (size_t i = 0; i < queues_.size(); ++i) {
     tx_[i].port_id = queues_[i].tx_port_id;
@@ -140,10 +159,17 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
       }
     }
     bool track = cls == DecodeClass::kL3 || cls == DecodeClass::kL4;
-    if (track && meta.fragment && !meta.first_fragment) [[unlikely]] {
-      // Without reassembly a later fragment has no ports: keying it would split the flow.
-      counters_.fragments_untracked.Add(1);
-      track = false;
+    burst_[i].defrag = false;
+    if (track && meta.fragment) [[unlikely]] {
+      if (defrag_ != nullptr) {
+        // Only the reassembled datagram is inspected; the fragments are forwarded as they are.
+        burst_[i].defrag = true;
+        track = false;
+      } else if (!meta.first_fragment) {
+        // Without reassembly a later fragment has no ports: keying it would split the flow.
+        counters_.fragments_untracked.Add(1);
+        track = false;
+      }
     }
     burst_[i].track = track;
     if (track) {
@@ -160,7 +186,12 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
     rte_mbuf* m = pkts[i];
     BurstSlot& b = burst_[i];
     if (b.ts > now_ns_) now_ns_ = b.ts;
-    if (b.track) {
+    if (b.defrag) [[unlikely]] {
+      if (!Defragment(m, b.meta)) {
+        Drop(q.rx_port_index, m, DropReason::kDefragPolicy);
+        continue;
+      }
+    } else if (b.track) {
       const FlowLookup fl = flows_.Process(b.key, b.hash, b.sender_is_lo, b.meta,
                                            rte_pktmbuf_pkt_len(m), now_ns_, *this);
       if (fl.flow == nullptr) [[unlikely]] {
@@ -203,6 +234,67 @@ void Worker::PublishFlowCounters() noexcept {
   for (int b = 0; b < kAnomalyBits; ++b) counters_.anomalies[b].Set(anomaly_counts_[b]);
 }
 
+bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept {
+  const uint32_t len = rte_pktmbuf_pkt_len(m);
+  const uint32_t span_len = len < sizeof(scratch_) ? len : sizeof(scratch_);
+  const auto* frame = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, span_len, scratch_));
+  if (meta.l3_offset >= span_len) return true;
+  counters_.defrag_fragments.Add(1);
+  defrag_->set_vlans(meta.vlan, meta.vlan_count);
+  uint8_t* out = defrag_out_.get();
+  uint32_t out_len = 0;
+  DefragEvents events;
+  const Defragmenter::Result r = defrag_->Add(
+      std::span<const uint8_t>(frame + meta.l3_offset, span_len - meta.l3_offset), meta.ip_version,
+      now_ns_, std::span<uint8_t>(out + kEthHeader, kDefragOut - kEthHeader), &out_len, events);
+  switch (r) {
+    case Defragmenter::Result::kComplete:
+      break;
+    case Defragmenter::Result::kPoolExhausted:
+    case Defragmenter::Result::kTableFull:
+      return options_.defrag_memcap != ExceptionPolicy::kDropPacket &&
+             options_.defrag_memcap != ExceptionPolicy::kDropFlow;
+    default:
+      return true;
+  }
+  // A synthetic untagged Ethernet header: the datagram decodes like a frame; its VLANs (part of
+  // the flow key) come from the fragment that completed it.
+  std::memcpy(out, frame, 12);
+  out[12] = meta.ip_version == 4 ? 0x08 : 0x86;
+  out[13] = meta.ip_version == 4 ? 0x00 : 0xdd;
+  const std::span<const uint8_t> dgram(out, kEthHeader + out_len);
+  PacketMeta dm;
+  const DecodeClass cls = Decode(dgram, &dm);
+  if (cls != DecodeClass::kL3 && cls != DecodeClass::kL4) return true;
+  dm.vlan_count = meta.vlan_count;
+  dm.vlan[0] = meta.vlan[0];
+  dm.vlan[1] = meta.vlan[1];
+  FlowKey key;
+  bool sender_is_lo;
+  const uint32_t hash = flows_.MakeKeyHash(dm, &key, &sender_is_lo);
+  const FlowLookup fl = flows_.Process(key, hash, sender_is_lo, dm,
+                                       static_cast<uint32_t>(dgram.size()), now_ns_, *this);
+  if (fl.flow == nullptr) return true;
+  if (fl.flow->action == FlowAction::kDrop) return false;
+  if (dm.ip_proto == 6 || dm.ip_proto == 17) {
+    return sessions_->OnPacket(*fl.flow, fl.dir, dm, dgram, now_ns_) ==
+           SessionManager::Verdict::kForward;
+  }
+  return true;
+}
+
+void Worker::PublishDefragCounters() noexcept {
+  if (defrag_ == nullptr) return;
+  const DefragCounters& c = defrag_->counters();
+  counters_.defrag_datagrams.Set(c.datagrams_completed);
+  counters_.defrag_overlaps.Set(c.overlaps);
+  counters_.defrag_overlap_differs.Set(c.overlap_differs);
+  counters_.defrag_timeouts.Set(c.timeouts);
+  counters_.defrag_memcap.Set(c.pool_exhausted + c.table_full);
+  counters_.defrag_dropped.Set(c.too_many + c.too_large + c.malformed + c.out_too_small);
+  counters_.defrag_trackers_in_use.Set(defrag_->trackers_in_use());
+}
+
 void Worker::PublishSessionCounters() noexcept {
   const SessionCounters& c = sessions_->counters();
   WorkerCounters& w = counters_;
@@ -239,8 +331,13 @@ void Worker::Housekeeping(uint64_t tsc) noexcept {
   FlushAll();
   if (!options_.replay) now_ns_ = WallNs(tsc);
   flows_.ExpireSome(now_ns_, flows_.emergency() ? expire_budget_ * 8 : expire_budget_, *this);
+  if (defrag_ != nullptr) {
+    DefragEvents events;
+    defrag_->ExpireSome(now_ns_, 64, events);
+  }
   PublishFlowCounters();
   PublishSessionCounters();
+  PublishDefragCounters();
 }
 
 uint32_t Worker::PollOnce() noexcept {
@@ -266,6 +363,7 @@ void Worker::Finish() noexcept {
   flows_.EndAll(FlowEndReason::kShutdown, *this);
   PublishFlowCounters();
   PublishSessionCounters();
+  PublishDefragCounters();
 }
 
 void Worker::Run() noexcept {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "dataplane/app/config.h"
@@ -44,6 +45,7 @@ enum class DropReason : uint8_t {
   kFlowTableFull,  // exception policy drop-packet/drop-flow on a full flow table
   kFlowAction,     // its flow is marked drop (e.g. the stream_memcap policy drop-flow)
   kStreamPolicy,   // the stream_memcap exception policy dropped it (drop-packet, drop-flow)
+  kDefragPolicy,   // the defrag_memcap exception policy dropped this fragment
   kCount,
 };
 const char* DropReasonName(DropReason r) noexcept;
@@ -63,8 +65,16 @@ struct alignas(64) WorkerCounters {
   Counter rx_bursts;   // non-empty bursts
   Counter decode[4];   // by DecodeClass
   Counter anomalies[kAnomalyBits];
-  Counter fragments_untracked;  // non-first IP fragments: forwarded, not flow-tracked until defrag
-  Counter passed_untracked;     // flow table full, policy pass/bypass: forwarded uninspected
+  Counter fragments_untracked;  // IP fragments with defrag off: forwarded, later ones untracked
+  Counter defrag_fragments;     // fragments given to the defragmenter (all are forwarded as is)
+  Counter defrag_datagrams;     // datagrams reassembled and inspected
+  Counter defrag_overlaps;
+  Counter defrag_overlap_differs;
+  Counter defrag_timeouts;
+  Counter defrag_memcap;   // no tracker or pool slot (exception policy defrag_memcap)
+  Counter defrag_dropped;  // datagrams given up: too many fragments, too large, malformed
+  Counter defrag_trackers_in_use;
+  Counter passed_untracked;  // flow table full, policy pass/bypass: forwarded uninspected
   Counter flows_active;
   Counter flows_created;
   Counter flows_ended[4];  // by FlowEndReason
@@ -115,16 +125,18 @@ struct WorkerOptions {
   uint64_t timestamp_flag = 0;   // its ol_flags bit
   uint64_t timestamp_scale = 1;  // multiplier to nanoseconds
   ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
+  ExceptionPolicy defrag_memcap = ExceptionPolicy::kPassPacket;
   uint32_t tx_flush_us = 100;
 };
 
 class Worker final : public FlowEndSink {
  public:
   // `flow_memory`: FlowTable::MemoryBytes() bytes on the worker's NUMA node.
+  // `defrag`: nullopt turns defragmentation off (later fragments then go untracked).
   Worker(const WorkerOptions& options, const FlowConfig& flow_config,
-         const AppLayerConfig& app_config, uint64_t hash_seed, void* flow_memory,
-         std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
-         const std::atomic<bool>* stop);
+         const AppLayerConfig& app_config, const std::optional<DefragConfig>& defrag,
+         uint64_t hash_seed, void* flow_memory, std::vector<WorkerQueue> queues, uint16_t nb_ports,
+         EventRing* event_ring, const std::atomic<bool>* stop);
 
   // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
   // every flow (kShutdown). Call on the worker's lcore.
@@ -162,10 +174,17 @@ class Worker final : public FlowEndSink {
     uint32_t hash;
     bool sender_is_lo;
     bool track;
+    bool defrag;  // an IP fragment for the defragmenter
   };
+
+  class DefragEvents;
 
   void ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noexcept;
   void Stage(uint16_t tx_index, rte_mbuf* m) noexcept;
+  // A fragment: hands it to the defragmenter; a completed datagram is decoded and inspected like
+  // any packet. Returns false when the fragment is to be dropped.
+  bool Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept;
+  void PublishDefragCounters() noexcept;
   void FlushTx(uint16_t tx_index) noexcept;
   void FlushAll() noexcept;
   void Housekeeping(uint64_t tsc) noexcept;
@@ -178,6 +197,9 @@ class Worker final : public FlowEndSink {
   FlowTable flows_;
   EventRing* event_ring_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<Defragmenter> defrag_;
+  std::unique_ptr<uint8_t[]>
+      defrag_out_;  // a reassembled datagram behind a synthetic Ethernet header
   std::vector<WorkerQueue> queues_;
   std::vector<TxBuffer> tx_;  // one per queue entry, indexed like queues_
   std::vector<PortCounters> port_counters_;

@@ -23,7 +23,8 @@ std::vector<std::string> g_log;  // what every test parser saw, in order
 // Claims streams that start with "HELLO" (client → server), wants more on a prefix of it.
 class EchoParser final : public proto::AppParser {
  public:
-  void OnData(Direction dir, std::span<const uint8_t> data, proto::EventSink& sink) noexcept override {
+  void OnData(Direction dir, std::span<const uint8_t> data,
+              proto::EventSink& sink) noexcept override {
     const std::string s(reinterpret_cast<const char*>(data.data()), data.size());
     g_log.push_back(std::string(proto::DirectionName(dir)) + ":" + s);
     proto::JsonWriter& w = sink.Begin("echo", dir);
@@ -51,8 +52,15 @@ class EchoParser final : public proto::AppParser {
 proto::AppParser* MakeEcho(void* m) noexcept { return new (m) EchoParser(); }
 
 const proto::ParserKind kKinds[] = {
-    {AppProto::kHttp, "http", &EchoParser::Probe, &EchoParser::Probe, {8080, 0, 0, 0},
-     sizeof(EchoParser), alignof(EchoParser), &MakeEcho, 2},
+    {AppProto::kHttp,
+     "http",
+     &EchoParser::Probe,
+     &EchoParser::Probe,
+     {8080, 0, 0, 0},
+     sizeof(EchoParser),
+     alignof(EchoParser),
+     &MakeEcho,
+     2},
 };
 
 constexpr uint8_t kSyn = 0x02, kAck = 0x10, kFin = 0x01;
