@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <utility>
 
 #include "dataplane/proto/event.h"
 #include "dataplane/proto/json_writer.h"
@@ -229,7 +230,7 @@ void EveWriter::WriteApp(std::span<const uint8_t> record) {
 
 bool AppendAppEve(std::span<const uint8_t> record, const std::string& host, std::string* out) {
   AppEventHeader h;
-  if (record.size() < sizeof h) return false;
+  if (record.size() < sizeof h) return false;  // NOLINT: h is filled by the memcpy below
   std::memcpy(&h, record.data(), sizeof h);
   if (sizeof h + size_t{h.type_len} + h.body_len + h.message_len != record.size()) return false;
   const char* p = reinterpret_cast<const char*>(record.data()) + sizeof h;
@@ -238,8 +239,18 @@ bool AppendAppEve(std::span<const uint8_t> record, const std::string& host, std:
   const std::string_view message(p + h.type_len + h.body_len, h.message_len);
   const char* pname = ProtoName(h.proto);
   const bool has_ports = h.proto == 6 || h.proto == 17;
+  // Suricata writes DNS messages from the sender's side (a response's source is the server); every
+  // other protocol's events stay client → server.
+  if (type == "dns" && h.direction == static_cast<uint8_t>(proto::Direction::kToClient)) {
+    std::swap(h.src_addr, h.dst_addr);
+    std::swap(h.src_port, h.dst_port);
+  }
   out->append("{\"timestamp\":\"").append(FormatEveTime(h.ts_ns)).append("\",\"flow_id\":");
   AppendU64(out, h.flow_id);
+  if (h.pcap_cnt != 0) {
+    out->append(",\"pcap_cnt\":");
+    AppendU64(out, h.pcap_cnt);
+  }
   out->append(",\"event_type\":\"").append(type).append("\",\"host\":");
   AppendJsonString(out, host);
   out->append(",\"src_ip\":\"").append(FormatAddr(h.src_addr, h.ip_version)).append("\"");

@@ -32,8 +32,9 @@ struct AppEventHeader {
   uint16_t type_len;     // event_type bytes
   uint16_t message_len;  // message bytes
   uint32_t body_len;     // JSON members bytes, e.g. `"smb":{...}`
+  uint64_t pcap_cnt;     // replay: 1-based number of the packet that completed it; 0 live
 };
-static_assert(sizeof(AppEventHeader) == 72);
+static_assert(sizeof(AppEventHeader) == 80);
 
 inline constexpr uint8_t kAppEventTruncated = 1;  // members or message were cut to fit
 

@@ -20,6 +20,8 @@ class SessionManager::EventCarrier final : public proto::EventSink {
   EventCarrier(EventRing* ring, uint16_t worker, SessionCounters* counters)
       : ring_(ring), worker_(worker), counters_(counters) {}
 
+  void set_packet_number(uint64_t n) noexcept { pcap_cnt_ = n; }
+
   void Bind(const Flow* flow, bool reversed, uint64_t now_ns) noexcept {
     flow_ = flow;
     reversed_ = reversed;
@@ -81,6 +83,7 @@ class SessionManager::EventCarrier final : public proto::EventSink {
     h.type_len = static_cast<uint16_t>(type_len_);
     h.message_len = static_cast<uint16_t>(msg.size());
     h.body_len = static_cast<uint32_t>(body.size());
+    h.pcap_cnt = pcap_cnt_;
     std::memcpy(p, &h, sizeof h);
     uint8_t* q = p + sizeof h;
     std::memcpy(q, type_, type_len_);
@@ -98,6 +101,7 @@ class SessionManager::EventCarrier final : public proto::EventSink {
   const Flow* flow_ = nullptr;
   bool reversed_ = false;
   uint64_t now_ = 0;
+  uint64_t pcap_cnt_ = 0;
   char type_[16];
   size_t type_len_ = 0;
   Direction dir_ = Direction::kToServer;
@@ -174,6 +178,8 @@ SessionManager::~SessionManager() {
     if (p.memory != nullptr) munmap(p.memory, p.slot_size * p.capacity);
   }
 }
+
+void SessionManager::set_packet_number(uint64_t n) noexcept { carrier_->set_packet_number(n); }
 
 SessionManager::Session* SessionManager::Get(const Flow& flow) noexcept {
   if (flow.session == 0) return nullptr;

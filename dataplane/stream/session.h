@@ -59,6 +59,9 @@ class SessionManager {
   // what is pending, and frees the session.
   void OnFlowEnd(const Flow& flow, uint64_t now_ns) noexcept;
 
+  // Replay: the 1-based number of the packet being processed, written into its events (pcap_cnt).
+  void set_packet_number(uint64_t n) noexcept;
+
   const SessionCounters& counters() const noexcept { return counters_; }
   const ReassemblyCounters& reassembly_counters() const noexcept { return reassembler_.counters(); }
   const SegmentPool& segment_pool() const noexcept { return segments_; }

@@ -186,6 +186,8 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
     rte_mbuf* m = pkts[i];
     BurstSlot& b = burst_[i];
     if (b.ts > now_ns_) now_ns_ = b.ts;
+    ++rx_seq_;
+    if (options_.replay) sessions_->set_packet_number(rx_seq_);
     if (b.defrag) [[unlikely]] {
       if (!Defragment(m, b.meta)) {
         Drop(q.rx_port_index, m, DropReason::kDefragPolicy);

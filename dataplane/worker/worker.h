@@ -215,6 +215,7 @@ class Worker final : public FlowEndSink {
   uint64_t tsc_base_;
   uint32_t expire_budget_;
   uint32_t idle_polls_ = 0;
+  uint64_t rx_seq_ = 0;  // packets received by this worker (replay: the capture's packet number)
   BurstSlot burst_[kBurst];
   alignas(64) uint8_t scratch_[65535];
 };
