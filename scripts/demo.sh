@@ -2,7 +2,7 @@
 # The README's first command: sets up vigil, builds the lab (two network namespaces joined
 # through the appliance), runs vigil-dataplane as the bridge between them, sends real traffic
 # across it (ping, IPv6 ping, a TCP transfer, HTTP), then shows what vigil saw: its counters and
-# the EVE flow records. Finally replays a capture (the AT-scheduled-task lateral movement from
+# the EVE events (protocol events and flow records). Finally replays a capture (the AT-scheduled-task lateral movement from
 # ../shared/data, when present) through the same pipeline.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,10 +62,10 @@ for p in c["ports"]:
           f"{p['dropped_total']} + in flight {p['in_flight']}")
 w = c["workers"][0]
 print(f"worker lcore {w['lcore']}: decode {w['decode']}, flows created {w['flows']['created']}")
-print("\nEVE flow records (" + sys.argv[2] + "):")
+print("\nEVE events (" + sys.argv[2] + "): protocol events, then each flow's record")
 for line in open(sys.argv[2]):
     r = json.loads(line)
-    print("  " + r["message"])
+    print(f"  {r['event_type']:<7} {r['message']}")
 PY
 
 if [ -f ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap ]; then
@@ -73,7 +73,9 @@ if [ -f ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap ]; then
   build/dataplane/vigil-dataplane --config config/vigil.yaml \
     --pcap-in ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap \
     --pcap-out "$out/replay-out.pcap" --eve "$out/replay-eve.json" 2>/dev/null >"$out/replay.json"
-  python3 -c "import json; r=[json.loads(l) for l in open('$out/replay-eve.json')]; [print('  ' + x['message'], '| start', x['flow']['start']) for x in r]"
+  # The analyst's view: NTLM logon, tree connect to IPC$, the atsvc pipe, the DCE-RPC bind and
+  # the NetrJobAdd call that created the job, each a one-line event.
+  python3 -c "import json; r=[json.loads(l) for l in open('$out/replay-eve.json')]; [print(f\"  {x['timestamp'][:19]} {x['event_type']:<7} {x['message']}\") for x in r]"
   cmp -s <(tshark -r ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap -o frame.generate_md5_hash:TRUE -T fields -e frame.md5_hash 2>/dev/null) \
          <(tshark -r "$out/replay-out.pcap" -o frame.generate_md5_hash:TRUE -T fields -e frame.md5_hash 2>/dev/null) && echo "  output pcap: every frame identical to the input (MD5 per frame)"
 fi

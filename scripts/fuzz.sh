@@ -2,12 +2,14 @@
 # Opt-in coverage-guided fuzzing with libFuzzer + ASan/UBSan (clang from Debian's clang package,
 # installed here if missing). Each target starts from its seed corpus in tests/fuzz/corpus/ and
 # writes new inputs to build-fuzz/corpus/<target>; a crash leaves crash-* files in build-fuzz/.
-#   scripts/fuzz.sh [SECONDS=300] [TARGET...]     targets: decoder reassembly defrag
+#   scripts/fuzz.sh [SECONDS=300] [TARGET...]
+# targets: decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-300}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(decoder reassembly defrag)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls)
 if ! command -v clang++ >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang libclang-rt-14-dev
@@ -18,6 +20,17 @@ declare -A sources=(
   [reassembly]="dataplane/stream/reassembly.cc tests/fuzz/reassembly_fuzz.cc"
   [defrag]="dataplane/stream/defrag.cc tests/fuzz/defrag_fuzz.cc"
 )
+# The parsers share the event plumbing and the auth decoders.
+proto="dataplane/proto/json_writer.cc dataplane/proto/event.cc dataplane/proto/bytes.cc"
+auth="dataplane/proto/ntlmssp.cc dataplane/proto/spnego.cc dataplane/proto/krb5.cc"
+for p in dcerpc dns http tls; do
+  sources[$p]="$proto $auth dataplane/proto/hash.cc dataplane/proto/$p.cc tests/fuzz/${p}_fuzz.cc"
+done
+sources[ntlmssp]="$proto $auth tests/fuzz/ntlmssp_fuzz.cc"
+sources[spnego]="$proto $auth tests/fuzz/spnego_fuzz.cc"
+sources[krb5]="$proto $auth tests/fuzz/krb5_fuzz.cc"
+sources[smb]="$proto $auth dataplane/proto/dcerpc.cc dataplane/proto/smb.cc dataplane/proto/smb1.cc \
+  dataplane/proto/smb2.cc tests/fuzz/smb_fuzz.cc"
 for t in "${targets[@]}"; do
   [ -n "${sources[$t]:-}" ] || { echo "fuzz: unknown target $t" >&2; exit 2; }
   # shellcheck disable=SC2086

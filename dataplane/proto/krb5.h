@@ -28,8 +28,8 @@ inline constexpr int kKrb5MaxEtypes = 8;
 inline constexpr int kKrb5MaxNameParts = 8;
 
 struct Krb5Message {
-  uint8_t msg_type =
-      0;  // 10 AS-REQ, 11 AS-REP, 12 TGS-REQ, 13 TGS-REP, 14 AP-REQ, 15 AP-REP, 30 KRB-ERROR
+  // 10 AS-REQ, 11 AS-REP, 12 TGS-REQ, 13 TGS-REP, 14 AP-REQ, 15 AP-REP, 30 KRB-ERROR
+  uint8_t msg_type = 0;
   // cname: client name (REQ body, REP, KRB-ERROR); sname: server name (REQ body, the ticket of a
   // REP/AP-REQ, KRB-ERROR); both with name-string components joined by "/". realm: REQ body
   // realm, REP crealm, the ticket realm of an AP-REQ, KRB-ERROR crealm (empty when absent).
