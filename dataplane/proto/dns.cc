@@ -188,12 +188,12 @@ Status ParseRdata(std::span<const uint8_t> msg, const RecordRef& r, bool cut, Rd
       *name_flags |= out->name2.flags;
       if (s != Status::kOk) return s;
       if (next + 20 > end) return Status::kBad;
-      for (int i = 0; i < 5; ++i) out->soa[i] = LoadU32be(&msg[next + 4 * i]);
+      for (int i = 0; i < 5; ++i) out->soa[i] = LoadU32be(&msg[next + size_t{4} * i]);
       return Status::kOk;
     }
     case kTypeSrv: {
       if (start + 6 > end) return Status::kBad;
-      for (int i = 0; i < 3; ++i) out->srv[i] = LoadU16be(&msg[start + 2 * i]);
+      for (int i = 0; i < 3; ++i) out->srv[i] = LoadU16be(&msg[start + size_t{2} * i]);
       s = DecodeName(msg, start + 6, end, cut, &out->name, &next);
       *name_flags |= out->name.flags;
       return s;

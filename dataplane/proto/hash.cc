@@ -1,6 +1,7 @@
 #include "dataplane/proto/hash.h"
 
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 
 #if defined(__x86_64__)
@@ -98,7 +99,7 @@ constexpr int kMd5S[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {
 void Md5Blocks(uint32_t s[4], const uint8_t* p, size_t blocks) noexcept {
   for (; blocks != 0; --blocks, p += 64) {
     uint32_t m[16];
-    for (int i = 0; i < 16; ++i) m[i] = LoadLe32(p + 4 * i);
+    for (int i = 0; i < 16; ++i) m[i] = LoadLe32(p + ptrdiff_t{4} * i);
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3];
     for (int i = 0; i < 64; ++i) {
       uint32_t f;
@@ -140,7 +141,7 @@ void Md5Blocks(uint32_t s[4], const uint8_t* p, size_t blocks) noexcept {
 void Sha1Blocks(uint32_t s[5], const uint8_t* p, size_t blocks) noexcept {
   for (; blocks != 0; --blocks, p += 64) {
     uint32_t w[80];
-    for (int i = 0; i < 16; ++i) w[i] = LoadBe32(p + 4 * i);
+    for (int i = 0; i < 16; ++i) w[i] = LoadBe32(p + ptrdiff_t{4} * i);
     for (int i = 16; i < 80; ++i) w[i] = Rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4];
     for (int i = 0; i < 80; ++i) {
@@ -192,7 +193,7 @@ alignas(64) constexpr uint32_t kSha256K[64] = {
 void Sha256BlocksPortable(uint32_t s[8], const uint8_t* p, size_t blocks) noexcept {
   for (; blocks != 0; --blocks, p += 64) {
     uint32_t w[16];
-    for (int i = 0; i < 16; ++i) w[i] = LoadBe32(p + 4 * i);
+    for (int i = 0; i < 16; ++i) w[i] = LoadBe32(p + ptrdiff_t{4} * i);
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
 #pragma GCC unroll 64
     for (int i = 0; i < 64; ++i) {
@@ -252,13 +253,13 @@ __attribute__((target("sha,sse4.1,ssse3"))) void Sha256BlocksShani(uint32_t s[8]
     const __m128i cdgh_in = cdgh;
     __m128i m[4];
     for (int i = 0; i < 4; ++i) {
-      m[i] =
-          _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), kBswap);
+      m[i] = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + ptrdiff_t{16} * i)), kBswap);
     }
 #pragma GCC unroll 16
     for (int g = 0; g < 16; ++g) {
       __m128i wk = _mm_add_epi32(
-          m[g & 3], _mm_load_si128(reinterpret_cast<const __m128i*>(kSha256K + 4 * g)));
+          m[g & 3], _mm_load_si128(reinterpret_cast<const __m128i*>(kSha256K + ptrdiff_t{4} * g)));
       cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
       wk = _mm_shuffle_epi32(wk, 0x0E);
       // After two rounds the old ABEF is the new CDGH, so the roles alternate in place.
@@ -329,7 +330,7 @@ void Md5::Update(std::span<const uint8_t> data) noexcept {
 void Md5::Final(uint8_t out[kDigestSize]) noexcept {
   Pad(block_, block_len_, total_, false,
       [this](const uint8_t* p, size_t n) { Md5Blocks(state_, p, n); });
-  for (int i = 0; i < 4; ++i) StoreLe32(out + 4 * i, state_[i]);
+  for (int i = 0; i < 4; ++i) StoreLe32(out + ptrdiff_t{4} * i, state_[i]);
 }
 
 Md5::Digest Md5::Hash(std::span<const uint8_t> data) noexcept {
@@ -356,7 +357,7 @@ void Sha1::Update(std::span<const uint8_t> data) noexcept {
 void Sha1::Final(uint8_t out[kDigestSize]) noexcept {
   Pad(block_, block_len_, total_, true,
       [this](const uint8_t* p, size_t n) { Sha1Blocks(state_, p, n); });
-  for (int i = 0; i < 5; ++i) StoreBe32(out + 4 * i, state_[i]);
+  for (int i = 0; i < 5; ++i) StoreBe32(out + ptrdiff_t{4} * i, state_[i]);
 }
 
 Sha1::Digest Sha1::Hash(std::span<const uint8_t> data) noexcept {
@@ -383,7 +384,7 @@ void Sha256::Final(uint8_t out[kDigestSize]) noexcept {
   const Sha256BlocksFn fn = Sha256Fn();
   Pad(block_, block_len_, total_, true,
       [this, fn](const uint8_t* p, size_t n) { fn(state_, p, n); });
-  for (int i = 0; i < 8; ++i) StoreBe32(out + 4 * i, state_[i]);
+  for (int i = 0; i < 8; ++i) StoreBe32(out + ptrdiff_t{4} * i, state_[i]);
 }
 
 Sha256::Digest Sha256::Hash(std::span<const uint8_t> data) noexcept {

@@ -468,7 +468,7 @@ void SmbParser::RouteData(Direction dir, Stream& s, uint32_t msg_offset,
   if (e > s.route_end) e = s.route_end;
   if (b >= e) return;
   const std::span<const uint8_t> part = data.subspan(b - msg_offset, e - b);
-  const int file = s.route_file;
+  const int file = s.route_file;  // NOLINT(bugprone-signed-char-misuse): -1 means none
   if (file < 0 || !files_[file].used) return;
   if (s.route == Route::kPipe) {
     if (files_[file].pipe >= 0) PipeFeed(file, dir, pipes_[files_[file].pipe].ctx[Idx(dir)], part);
@@ -862,7 +862,7 @@ bool SmbParser::PipeWants(int file, std::span<const uint8_t> first_data) noexcep
 
 void SmbParser::PipeFeed(int file, Direction dir, const PipeCtx& ctx,
                          std::span<const uint8_t> data) noexcept {
-  const int pi = files_[file].pipe;
+  const int pi = files_[file].pipe;  // NOLINT(bugprone-signed-char-misuse): -1 means none
   if (pi < 0) return;
   pipes_[pi].ctx[Idx(dir)] = ctx;
   PipeObserver obs(this, pi);
@@ -870,7 +870,7 @@ void SmbParser::PipeFeed(int file, Direction dir, const PipeCtx& ctx,
 }
 
 void SmbParser::PipeGap(int file, Direction dir, uint32_t n) noexcept {
-  const int pi = files_[file].pipe;
+  const int pi = files_[file].pipe;  // NOLINT(bugprone-signed-char-misuse): -1 means none
   if (pi < 0) return;
   PipeObserver obs(this, pi);
   pipes_[pi].conn.Gap(dir, n, obs);

@@ -229,7 +229,7 @@ void SmbParser::Smb2Request(std::span<const uint8_t> rec, uint32_t rec_len, uint
         n.has_client_guid = true;
       }
       for (uint32_t i = 0; i < count && n.count < kSmbMaxDialects; ++i) {
-        const uint16_t d = f.U16(B + 36 + 2 * i);
+        const uint16_t d = f.U16(B + 36 + size_t{2} * i);
         if (f.bad) break;
         const char* name = Smb2DialectName(d);
         char buf[8];

@@ -862,7 +862,7 @@ size_t TlsVersionName(uint16_t v, char out[20]) noexcept {
     if (draft < 16) {
       name = "TLS 1.3 draft-<16";
     } else if (draft <= 28) {
-      std::memcpy(out, "TLS 1.3 draft-", 14);
+      std::memcpy(out, "TLS 1.3 draft-", 14);  // NOLINT: length-delimited, not a C string
       out[14] = static_cast<char>('0' + draft / 10);
       out[15] = static_cast<char>('0' + draft % 10);
       return 16;
@@ -870,7 +870,7 @@ size_t TlsVersionName(uint16_t v, char out[20]) noexcept {
   }
   if (name != nullptr) {
     const size_t n = std::strlen(name);
-    std::memcpy(out, name, n);
+    std::memcpy(out, name, n);  // NOLINT: length-delimited, not a C string
     return n;
   }
   out[0] = '0';
