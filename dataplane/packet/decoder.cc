@@ -126,13 +126,15 @@ DecodeClass DecodeL4(const uint8_t* p, uint32_t l4, uint32_t end, bool partial,
   const uint8_t* h = p + l4;
   switch (m.ip_proto) {
     case kProtoTcp: {
+      // A first fragment may legally end inside the TCP header (RFC 1858's "tiny fragment"):
+      // opaque here, the defragmenter puts the header together.
       if (avail < kTcpMinHdrLen) [[unlikely]]
-        return Malformed(m, kAnomTcpTruncated);
+        return partial ? Opaque(m, l4, end) : Malformed(m, kAnomTcpTruncated);
       const uint32_t doff = static_cast<uint32_t>(h[12] >> 4) * 4;
       if (doff < kTcpMinHdrLen) [[unlikely]]
         return Malformed(m, kAnomTcpBadOffset);
       if (doff > avail) [[unlikely]]
-        return Malformed(m, kAnomTcpTruncated);
+        return partial ? Opaque(m, l4, end) : Malformed(m, kAnomTcpTruncated);
       m.src_port = Load16(h);
       m.dst_port = Load16(h + 2);
       m.tcp_seq = Load32(h + 4);
@@ -146,7 +148,7 @@ DecodeClass DecodeL4(const uint8_t* p, uint32_t l4, uint32_t end, bool partial,
     }
     case kProtoUdp: {
       if (avail < kUdpHdrLen) [[unlikely]]
-        return Malformed(m, kAnomUdpTruncated);
+        return partial ? Opaque(m, l4, end) : Malformed(m, kAnomUdpTruncated);
       const uint32_t ulen = Load16(h + 4);
       if (ulen < kUdpHdrLen || (!partial && ulen > avail)) [[unlikely]]
         return Malformed(m, kAnomUdpBadLen);
@@ -163,14 +165,14 @@ DecodeClass DecodeL4(const uint8_t* p, uint32_t l4, uint32_t end, bool partial,
       if ((m.ip_proto == kProtoIcmp) != (m.ip_version == 4)) [[unlikely]]
         return Opaque(m, l4, end);
       if (avail < kIcmpMinHdrLen) [[unlikely]]
-        return Malformed(m, kAnomIcmpTruncated);
+        return partial ? Opaque(m, l4, end) : Malformed(m, kAnomIcmpTruncated);
       const uint8_t type = h[0];
       const bool echo = m.ip_version == 4
                             ? (type == kIcmpEchoRequest || type == kIcmpEchoReply)
                             : (type == kIcmpv6EchoRequest || type == kIcmpv6EchoReply);
       if (echo) {
         if (avail < kIcmpEchoHdrLen) [[unlikely]]
-          return Malformed(m, kAnomIcmpTruncated);
+          return partial ? Opaque(m, l4, end) : Malformed(m, kAnomIcmpTruncated);
         const uint16_t id = Load16(h + 4);
         m.src_port = id;
         m.dst_port = id;

@@ -165,8 +165,9 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
         // Only the reassembled datagram is inspected; the fragments are forwarded as they are.
         burst_[i].defrag = true;
         track = false;
-      } else if (!meta.first_fragment) {
-        // Without reassembly a later fragment has no ports: keying it would split the flow.
+      } else if (!meta.first_fragment || meta.l4_offset == 0) {
+        // Without reassembly a later fragment (or a first one too short for its L4 header) has
+        // no ports: keying it would split the flow.
         counters_.fragments_untracked.Add(1);
         track = false;
       }

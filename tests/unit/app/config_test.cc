@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/proto/registry.h"
+
 #ifndef VIGIL_SOURCE_DIR
 #error "VIGIL_SOURCE_DIR must be defined to the source root (the meson test target sets it)"
 #endif
@@ -81,7 +83,18 @@ void ExpectSameSettings(const Config& got, const Config& want) {
   EXPECT_EQ(got.app_layer.reassembly.max_segments, want.app_layer.reassembly.max_segments);
   EXPECT_EQ(got.app_layer.reassembly.max_bytes, want.app_layer.reassembly.max_bytes);
   EXPECT_EQ(got.app_layer.reassembly.max_ahead, want.app_layer.reassembly.max_ahead);
-  EXPECT_EQ(got.app_layer.parser_pools, want.app_layer.parser_pools);
+  // Parser pools: compare the effective size of every registered parser (an explicit entry equal to
+  // the built-in size is the same configuration).
+  auto effective = [](const Config& c, const proto::ParserKind& k) {
+    uint32_t n = k.default_pool;
+    for (const auto& [name, count] : c.app_layer.parser_pools) {
+      if (name == k.name) n = count;
+    }
+    return n;
+  };
+  for (const proto::ParserKind& k : proto::ParserKinds()) {
+    EXPECT_EQ(effective(got, k), effective(want, k)) << k.name;
+  }
   EXPECT_EQ(got.app_layer.stream_memcap, want.app_layer.stream_memcap);
 }
 
@@ -904,6 +917,28 @@ TEST(ConfigTest, EalArgsMixedPciAndVdevWithHugepagesAndExtra) {
                   "--huge-dir",
                   "/mnt/huge1G",
               }));
+}
+
+}  // namespace
+}  // namespace vigil::dp
+
+namespace vigil::dp {
+namespace {
+
+// Every registered parser can be sized (or turned off) under app_layer.parsers.
+TEST(ConfigTest, EveryParserHasAPoolKey) {
+  for (const proto::ParserKind& k : proto::ParserKinds()) {
+    const ConfigResult r = LoadConfigString(std::string(R"(ports:
+  - {name: a, device: net_null0}
+  - {name: b, device: net_null1}
+bridges:
+  - [a, b]
+app_layer:
+  parsers:
+    )") + k.name + ": 0\n");
+    EXPECT_TRUE(r.errors.empty()) << k.name << ": "
+                                  << (r.errors.empty() ? "" : r.errors[0].ToString());
+  }
 }
 
 }  // namespace

@@ -651,6 +651,24 @@ TEST(DecoderTest, Ipv4FirstFragment) {
   EXPECT_ANOMS(bad.m, kAnomUdpBadLen);
 }
 
+TEST(DecoderTest, TinyFirstFragmentIsOpaqueNotMalformed) {
+  // RFC 1858: a first fragment that ends inside the TCP header is legal; the defragmenter must
+  // get it (a malformed class would keep the datagram from ever completing).
+  Ipv4Opts o;
+  o.frag = 0x2000;
+  const Bytes eight(8, 0xab);
+  const Decoded d = DecodeBytes(Cat({Eth(0x0800), Ipv4(6, eight, o)}));
+  ASSERT_EQ(d.cls, DecodeClass::kL3);
+  EXPECT_TRUE(d.m.fragment);
+  EXPECT_TRUE(d.m.first_fragment);
+  EXPECT_EQ(d.m.l4_offset, 0);  // no ports: never keyed as a flow on its own
+  EXPECT_ANOMS(d.m, 0);
+  // The same 8 bytes in an unfragmented packet are a truncated TCP header.
+  const Decoded whole = DecodeBytes(Cat({Eth(0x0800), Ipv4(6, eight)}));
+  EXPECT_EQ(whole.cls, DecodeClass::kMalformed);
+  EXPECT_ANOMS(whole.m, kAnomTcpTruncated);
+}
+
 TEST(DecoderTest, Ipv4NonFirstFragment) {
   for (uint16_t frag : {uint16_t{0x2000 | 185}, uint16_t{185}}) {  // with and without MF
     Ipv4Opts o;
