@@ -12,7 +12,7 @@ scripts/setup.sh
 suites=(); sanitize=0
 [ $# -eq 0 ] && sanitize=1
 for a in "$@"; do if [ "$a" = sanitize ]; then sanitize=1; else suites+=("$a"); fi; done
-rm -f build/asan-unit.log build/asan-fuzz.log build/asan-fuzz-reassembly.log build/asan-fuzz-defrag.log build/meson-logs/testlog.json
+rm -f build/asan-*.log build/meson-logs/testlog.json
 set +e
 rc=0
 if [ $# -eq 0 ] || [ ${#suites[@]} -gt 0 ]; then
@@ -26,27 +26,22 @@ if [ $sanitize = 1 ]; then
       -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || rc=1
   fi
   echo "== ASan/UBSan: unit tests and fuzz corpora"
-  if ninja -C build-asan tests/vigil-unit-tests tests/fuzz-corpus-decoder \
-    tests/fuzz-corpus-reassembly tests/fuzz-corpus-defrag >/dev/null; then
+  corpora=(decoder reassembly defrag dcerpc dns http krb5 ntlmssp smb spnego tls)
+  if ninja -C build-asan tests/vigil-unit-tests "${corpora[@]/#/tests/fuzz-corpus-}" >/dev/null; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build-asan/tests/vigil-unit-tests --gtest_brief=1 >build/asan-unit.log 2>&1 || rc=1
     tail -3 build/asan-unit.log
-    build-asan/tests/fuzz-corpus-decoder tests/fuzz/corpus/decoder >build/asan-fuzz.log 2>&1 || rc=1
-    tail -1 build/asan-fuzz.log
-    build-asan/tests/fuzz-corpus-reassembly tests/fuzz/corpus/reassembly \
-      >build/asan-fuzz-reassembly.log 2>&1 || rc=1
-    tail -1 build/asan-fuzz-reassembly.log
-    build-asan/tests/fuzz-corpus-defrag tests/fuzz/corpus/defrag \
-      >build/asan-fuzz-defrag.log 2>&1 || rc=1
-    tail -1 build/asan-fuzz-defrag.log
+    for c in "${corpora[@]}"; do
+      build-asan/tests/fuzz-corpus-"$c" tests/fuzz/corpus/"$c" >build/asan-fuzz-"$c".log 2>&1 || rc=1
+      echo "$c: $(tail -1 build/asan-fuzz-"$c".log)"
+    done
   else
     echo "sanitizer build failed"; rc=1
   fi
 fi
 set -e
 # Sum the cases each suite reported (gtest's PASSED/FAILED lines, our scripts' closing line).
-python3 - build/meson-logs/testlog.json build/asan-unit.log build/asan-fuzz.log \
-  build/asan-fuzz-reassembly.log build/asan-fuzz-defrag.log <<'PY'
+python3 - build/meson-logs/testlog.json build/asan-unit.log build/asan-fuzz-*.log <<'PY'
 import json, os, re, sys
 p = f = s = 0
 for extra in sys.argv[2:]:

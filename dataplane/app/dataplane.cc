@@ -62,6 +62,7 @@ Dataplane::~Dataplane() {
   StopPorts(ports_);
   workers_.clear();
   for (void* m : flow_memory_) rte_free(m);
+  for (void* m : defrag_memory_) rte_free(m);
   rings_.clear();
   for (void* m : ring_memory_) rte_free(m);
   for (rte_mempool* p : pools_) rte_mempool_free(p);
@@ -109,6 +110,17 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
              " (raise eal.memory.size_mb or lower flow.capacity)";
     }
     flow_memory_.push_back(mem);
+    void* dmem = nullptr;
+    if (config.defrag.enabled) {
+      const size_t bytes = Defragmenter::MemoryBytes(config.defrag.defrag);
+      dmem = rte_malloc_socket("vigil_defrag", bytes, 64, socket);
+      if (dmem == nullptr) {
+        return "defrag: cannot allocate " + std::to_string(bytes >> 20) +
+               " MiB for the defragmenter on node " + std::to_string(socket) +
+               " (raise eal.memory.size_mb or lower defrag.trackers/pool_slots)";
+      }
+    }
+    defrag_memory_.push_back(dmem);
   }
 
   // Ports: from the config, each bridged to its peer.
@@ -176,7 +188,7 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     workers_.push_back(std::make_unique<Worker>(
         wo, config.flow, config.app_layer,
         config.defrag.enabled ? std::optional<DefragConfig>(config.defrag.defrag) : std::nullopt,
-        seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
+        defrag_memory_[w], seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
         static_cast<uint16_t>(ports_.size()), rings_[w].get(), &worker_stop_));
   }
 

@@ -63,6 +63,7 @@ class Dataplane {
   std::vector<void*> ring_memory_;
   std::vector<std::unique_ptr<EventRing>> rings_;
   std::vector<void*> flow_memory_;
+  std::vector<void*> defrag_memory_;  // per worker; nullptr when defrag is off
   std::vector<std::unique_ptr<Worker>> workers_;
   EveWriter eve_;
   std::atomic<bool> worker_stop_{false};

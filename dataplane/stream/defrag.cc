@@ -1,7 +1,9 @@
 #include "dataplane/stream/defrag.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 namespace vigil::dp {
 
@@ -152,18 +154,53 @@ uint32_t NextPow2(uint32_t v) noexcept {
 
 }  // namespace
 
-Defragmenter::Defragmenter(const DefragConfig& config)
+namespace {
+
+struct DefragLayout {
+  uint32_t capacity, pool, buckets;
+  size_t trackers_off, buckets_off, slots_off, total;
+};
+
+size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
+
+// One block: trackers, then hash buckets, then fragment slots, each 64-byte aligned.
+DefragLayout Layout(const DefragConfig& c, size_t tracker_size, size_t slot_size) {
+  DefragLayout l;
+  l.capacity = std::clamp<uint32_t>(c.max_trackers, 1, 1u << 24);
+  l.pool = std::min<uint32_t>(c.pool_slots, 1u << 24);
+  l.buckets = NextPow2(l.capacity);
+  l.trackers_off = 0;
+  l.buckets_off = Align64(size_t{l.capacity} * tracker_size);
+  l.slots_off = l.buckets_off + Align64(size_t{l.buckets} * sizeof(uint32_t));
+  l.total = l.slots_off + size_t{l.pool} * slot_size;
+  return l;
+}
+
+}  // namespace
+
+size_t Defragmenter::MemoryBytes(const DefragConfig& config) noexcept {
+  return Layout(config, sizeof(Tracker), sizeof(Slot)).total;
+}
+
+Defragmenter::Defragmenter(const DefragConfig& config, void* memory)
     : policy_(config.policy),
       capacity_(std::clamp<uint32_t>(config.max_trackers, 1, 1u << 24)),
       pool_capacity_(std::min<uint32_t>(config.pool_slots, 1u << 24)),
       max_fragments_(std::clamp<uint32_t>(config.max_fragments, 1, 65535)),
       timeout_ns_(config.timeout_ns),
       hash_(config.hash_seed) {
-  uint32_t nb = NextPow2(capacity_);
+  const DefragLayout l = Layout(config, sizeof(Tracker), sizeof(Slot));
+  const uint32_t nb = l.buckets;
   bucket_mask_ = nb - 1;
-  trackers_.reset(new Tracker[capacity_]);
-  buckets_.reset(new uint32_t[nb]);
-  slots_.reset(new Slot[pool_capacity_]);
+  if (memory == nullptr) {
+    owned_ = std::aligned_alloc(64, Align64(l.total));
+    if (owned_ == nullptr) throw std::bad_alloc();
+    memory = owned_;
+  }
+  auto* base = static_cast<uint8_t*>(memory);
+  trackers_ = reinterpret_cast<Tracker*>(base + l.trackers_off);
+  buckets_ = reinterpret_cast<uint32_t*>(base + l.buckets_off);
+  slots_ = reinterpret_cast<Slot*>(base + l.slots_off);
   for (uint32_t i = 0; i < nb; ++i) buckets_[i] = kFragNil;
   for (uint32_t i = capacity_; i-- > 0;) {
     std::memset(&trackers_[i], 0, sizeof(Tracker));
@@ -177,7 +214,7 @@ Defragmenter::Defragmenter(const DefragConfig& config)
   }
 }
 
-Defragmenter::~Defragmenter() = default;
+Defragmenter::~Defragmenter() { std::free(owned_); }
 
 void Defragmenter::set_vlans(const uint16_t* vlans, uint8_t count) noexcept {
   vlan_count_ = std::min<uint8_t>(count, 2);

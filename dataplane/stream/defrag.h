@@ -128,7 +128,12 @@ class Defragmenter {
     kOutTooSmall,       // datagram complete but larger than out: dropped
   };
 
-  explicit Defragmenter(const DefragConfig& config);
+  // Bytes of memory a defragmenter with `config` needs (for a NUMA-local allocation).
+  static size_t MemoryBytes(const DefragConfig& config) noexcept;
+
+  // `memory`: MemoryBytes(config) bytes aligned to 64, owned by the caller; nullptr: the
+  // defragmenter allocates (and frees) its own. Construction touches all of it (first touch).
+  explicit Defragmenter(const DefragConfig& config, void* memory = nullptr);
   ~Defragmenter();
   Defragmenter(const Defragmenter&) = delete;
   Defragmenter& operator=(const Defragmenter&) = delete;
@@ -190,9 +195,10 @@ class Defragmenter {
   uint64_t timeout_ns_;
   KeyedHash hash_;
   uint32_t bucket_mask_;
-  std::unique_ptr<Tracker[]> trackers_;
-  std::unique_ptr<uint32_t[]> buckets_;
-  std::unique_ptr<Slot[]> slots_;
+  Tracker* trackers_ = nullptr;
+  uint32_t* buckets_ = nullptr;
+  Slot* slots_ = nullptr;
+  void* owned_ = nullptr;  // memory allocated here when the caller gave none
   uint32_t free_tracker_ = kFragNil;
   uint32_t free_slot_ = kFragNil;
   uint32_t lru_head_ = kFragNil;  // oldest tracker first (= earliest deadline)

@@ -4,6 +4,7 @@
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -39,8 +40,9 @@ const char* DropReasonName(DropReason r) noexcept {
 
 Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
                const AppLayerConfig& app_config, const std::optional<DefragConfig>& defrag,
-               uint64_t hash_seed, void* flow_memory, std::vector<WorkerQueue> queues,
-               uint16_t nb_ports, EventRing* event_ring, const std::atomic<bool>* stop)
+               void* defrag_memory, uint64_t hash_seed, void* flow_memory,
+               std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
+               const std::atomic<bool>* stop)
     : options_(options),
       flows_(flow_config, hash_seed, options.worker_id, flow_memory),
       event_ring_(event_ring),
@@ -51,7 +53,7 @@ Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
   if (defrag.has_value()) {
     DefragConfig dc = *defrag;
     dc.hash_seed = hash_seed ^ 0x6a09e667f3bcc909ull;  // its own secret, derived from the worker's
-    defrag_ = std::make_unique<Defragmenter>(dc);
+    defrag_ = std::make_unique<Defragmenter>(dc, defrag_memory);
     defrag_out_ = std::make_unique<uint8_t[]>(kDefragOut);
   }
   tx_.resize(queues_.size());
@@ -333,7 +335,17 @@ void Worker::Housekeeping(uint64_t tsc) noexcept {
   last_flush_tsc_ = tsc;
   FlushAll();
   if (!options_.replay) now_ns_ = WallNs(tsc);
-  flows_.ExpireSome(now_ns_, flows_.emergency() ? expire_budget_ * 8 : expire_budget_, *this);
+  uint64_t budget = flows_.emergency() ? expire_budget_ * 8 : expire_budget_;
+  if (options_.replay && now_ns_ > last_expire_ns_) {
+    // A capture replays far faster than it was recorded: visit the table in proportion to the
+    // packet time that passed (the whole table per packet-second, as live), not to wall time, so
+    // idle flows end (and free their sessions and parsers) as they would have on the wire.
+    const uint64_t dt = std::min<uint64_t>(now_ns_ - last_expire_ns_, 1'000'000'000ull);
+    budget += uint64_t{flows_.capacity()} * dt / 1'000'000'000ull;
+  }
+  last_expire_ns_ = now_ns_;
+  flows_.ExpireSome(now_ns_, static_cast<uint32_t>(std::min<uint64_t>(budget, flows_.capacity())),
+                    *this);
   if (defrag_ != nullptr) {
     DefragEvents events;
     defrag_->ExpireSome(now_ns_, 64, events);

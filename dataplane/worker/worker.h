@@ -132,11 +132,13 @@ struct WorkerOptions {
 class Worker final : public FlowEndSink {
  public:
   // `flow_memory`: FlowTable::MemoryBytes() bytes on the worker's NUMA node.
-  // `defrag`: nullopt turns defragmentation off (later fragments then go untracked).
+  // `defrag`: nullopt turns defragmentation off (later fragments then go untracked);
+  // `defrag_memory`: Defragmenter::MemoryBytes() bytes on the worker's node (nullptr: allocated).
   Worker(const WorkerOptions& options, const FlowConfig& flow_config,
          const AppLayerConfig& app_config, const std::optional<DefragConfig>& defrag,
-         uint64_t hash_seed, void* flow_memory, std::vector<WorkerQueue> queues, uint16_t nb_ports,
-         EventRing* event_ring, const std::atomic<bool>* stop);
+         void* defrag_memory, uint64_t hash_seed, void* flow_memory,
+         std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
+         const std::atomic<bool>* stop);
 
   // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
   // every flow (kShutdown). Call on the worker's lcore.
@@ -215,7 +217,9 @@ class Worker final : public FlowEndSink {
   uint64_t tsc_base_;
   uint32_t expire_budget_;
   uint32_t idle_polls_ = 0;
-  uint64_t rx_seq_ = 0;  // packets received by this worker (replay: the capture's packet number)
+  uint64_t rx_seq_ = 0;
+  uint64_t last_expire_ns_ = 0;  // packet time of the previous expiry pass  // packets received by
+                                 // this worker (replay: the capture's packet number)
   BurstSlot burst_[kBurst];
   alignas(64) uint8_t scratch_[65535];
 };
