@@ -865,6 +865,29 @@ class ConfigLoader {
                                        }},
                                   });
                       }},
+                     {"control",
+                      [&](const Item& i) {
+                        p_.Map(i, {
+                                      {"enabled",
+                                       [&](const Item& j) {
+                                         if (auto b = p_.Bool(j)) config_.control_enabled = *b;
+                                       }},
+                                      {"socket",
+                                       [&](const Item& j) {
+                                         if (auto v = p_.String(j)) config_.control_socket = *v;
+                                       }},
+                                      {"journal_dir",
+                                       [&](const Item& j) {
+                                         if (auto v = p_.String(j)) {
+                                           config_.control_journal_dir = *v;
+                                         }
+                                       }},
+                                      {"journal_mb",
+                                       [&](const Item& j) {
+                                         p_.UintInto(j, 1, 1u << 20, &config_.control_journal_mb);
+                                       }},
+                                  });
+                      }},
                      {"event_ring_mb",
                       [&](const Item& i) {
                         if (auto v = p_.PowerOfTwo(i, 1, 4096)) {

@@ -137,6 +137,11 @@ struct Config {
   bool eve_enabled = true;
   std::string eve_path = "eve.json";
   uint32_t event_ring_mb = 16;  // MiB per worker event ring (workers -> exporter)
+  // The event channel to vigil-control (outputs.control): off unless enabled.
+  bool control_enabled = false;
+  std::string control_socket = "/run/vigil/events.sock";
+  std::string control_journal_dir = "/var/lib/vigil/journal";
+  uint32_t control_journal_mb = 256;
 };
 
 struct ConfigError {

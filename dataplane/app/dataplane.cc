@@ -196,6 +196,18 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     err = eve_.Open(config.eve_path, config.sensor_name);
     if (!err.empty()) return err;
   }
+  if (config.control_enabled) {
+    ChannelClientOptions co;
+    co.socket_path = config.control_socket;
+    co.sensor = config.sensor_name;
+    co.journal_dir = config.control_journal_dir;
+    co.journal_max_bytes = uint64_t{config.control_journal_mb} << 20;
+    std::string cerr;
+    channel_ = ChannelClient::Open(co, &cerr);
+    if (channel_ == nullptr) return "outputs.control: " + cerr;
+    // Every EVE line also goes to control, journalled until it is acknowledged.
+    eve_.set_line_hook([this](std::string_view line) { channel_->Submit(line); });
+  }
   return "";
 }
 
@@ -235,6 +247,7 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   while (workers_done_.load(std::memory_order_acquire) < workers_.size()) {
     if (stop->load(std::memory_order_relaxed)) worker_stop_.store(true, std::memory_order_relaxed);
     const uint32_t n = DrainEvents();
+    if (channel_ != nullptr) channel_->Poll();
     const auto now = std::chrono::steady_clock::now();
     if (now - last_flush > std::chrono::milliseconds(200)) {
       eve_.Flush();
@@ -266,6 +279,16 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   while (DrainEvents() > 0) {
   }
   eve_.Close();
+  if (channel_ != nullptr) {
+    // Replay ends when control has everything (it may be slower than the capture); live, a
+    // shutdown waits a little and leaves the rest in the journal for the next start.
+    const uint64_t wait_ms = options_.replay ? 600'000 : 5'000;
+    if (!channel_->Drain(wait_ms)) {
+      std::fprintf(stderr, "vigil: %llu events not yet acknowledged by control stay journalled\n",
+                   static_cast<unsigned long long>(channel_->counters().journal_events));
+    }
+    channel_->Close();
+  }
   // Ports stay configured until destruction so the final counters can still read device stats.
 }
 
@@ -438,6 +461,20 @@ std::string Dataplane::CountersJson() const {
   o += ",\"path\":";
   AppendJsonString(&o, eve_.path());
   o += "}";
+  if (channel_ != nullptr) {
+    const ChannelClientCounters& c = channel_->counters();
+    o += ",\"control\":{";
+    AppendKV(&o, "submitted", c.submitted, false);
+    AppendKV(&o, "sent", c.sent);
+    AppendKV(&o, "acked", c.acked);
+    AppendKV(&o, "resent", c.resent);
+    AppendKV(&o, "lost", c.lost);
+    AppendKV(&o, "journal_bytes", c.journal_bytes);
+    AppendKV(&o, "journal_events", c.journal_events);
+    AppendKV(&o, "connected", c.connected);
+    AppendKV(&o, "reconnects", c.reconnects);
+    o += "}";
+  }
   AppendKV(&o, "watchdog_stalls", stalls_);
   std::snprintf(buf, sizeof(buf), ",\"rx_pps\":%.0f",
                 elapsed_s_ > 0 ? static_cast<double>(total_rx) / elapsed_s_ : 0.0);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dataplane/app/config.h"
+#include "dataplane/export/channel_client.h"
 #include "dataplane/export/eve_writer.h"
 #include "dataplane/export/event_ring.h"
 #include "dataplane/port/port.h"
@@ -66,6 +67,7 @@ class Dataplane {
   std::vector<void*> defrag_memory_;  // per worker; nullptr when defrag is off
   std::vector<std::unique_ptr<Worker>> workers_;
   EveWriter eve_;
+  std::unique_ptr<ChannelClient> channel_;  // events to vigil-control, when outputs.control is on
   std::atomic<bool> worker_stop_{false};
   std::atomic<unsigned> workers_done_{0};
   double elapsed_s_ = 0;

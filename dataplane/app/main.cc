@@ -34,6 +34,8 @@ int Usage(const char* argv0) {
                "                    fast as possible on a net_pcap port, then exit\n"
                "  --pcap-out OUT    replay mode: write the forwarded frames here\n"
                "  --eve PATH        override outputs.eve.path\n"
+               "  --control-socket PATH  send events to vigil-control there (outputs.control)\n"
+               "  --journal-dir DIR      override outputs.control.journal_dir\n"
                "  --counters FILE   also write the final counters JSON to FILE\n"
                "  --check           validate the config, print the EAL arguments, exit\n"
                "  -- ARGS           extra EAL arguments, passed through verbatim\n",
@@ -44,7 +46,7 @@ int Usage(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path, pcap_in, pcap_out, eve_path, counters_path;
+  std::string config_path, pcap_in, pcap_out, eve_path, counters_path, control_socket, journal_dir;
   bool check = false;
   std::vector<std::string> extra_eal;
   for (int i = 1; i < argc; ++i) {
@@ -64,6 +66,10 @@ int main(int argc, char** argv) {
       if (!value(&pcap_out)) return Usage(argv[0]);
     } else if (a == "--eve") {
       if (!value(&eve_path)) return Usage(argv[0]);
+    } else if (a == "--control-socket") {
+      if (!value(&control_socket)) return Usage(argv[0]);
+    } else if (a == "--journal-dir") {
+      if (!value(&journal_dir)) return Usage(argv[0]);
     } else if (a == "--counters") {
       if (!value(&counters_path)) return Usage(argv[0]);
     } else if (a == "--check") {
@@ -91,6 +97,11 @@ int main(int argc, char** argv) {
   }
   vigil::dp::Config config = *loaded.config;
   if (!eve_path.empty()) config.eve_path = eve_path;
+  if (!control_socket.empty()) {
+    config.control_enabled = true;
+    config.control_socket = control_socket;
+  }
+  if (!journal_dir.empty()) config.control_journal_dir = journal_dir;
 
   vigil::dp::RunOptions options;
   if (!pcap_in.empty()) {

@@ -203,6 +203,8 @@ std::string EveWriter::Open(const std::string& path, const std::string& host) {
 }
 
 void EveWriter::WriteLine() {
+  if (hook_) hook_(line_);
+  if (file_ == nullptr) return;
   line_.push_back('\n');
   if (std::fwrite(line_.data(), 1, line_.size(), file_) != line_.size()) {
     ++write_errors_;
@@ -212,14 +214,14 @@ void EveWriter::WriteLine() {
 }
 
 void EveWriter::Write(const FlowRecord& rec) {
-  if (file_ == nullptr) return;
+  if (file_ == nullptr && !hook_) return;
   line_.clear();
   AppendFlowEve(rec, host_, &line_);
   WriteLine();
 }
 
 void EveWriter::WriteApp(std::span<const uint8_t> record) {
-  if (file_ == nullptr) return;
+  if (file_ == nullptr && !hook_) return;
   line_.clear();
   if (!AppendAppEve(record, host_, &line_)) {
     ++bad_records_;

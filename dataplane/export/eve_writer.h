@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "dataplane/export/event_record.h"
 #include "dataplane/flow/flow_table.h"
@@ -42,6 +44,9 @@ class EveWriter {
   void WriteApp(std::span<const uint8_t> record);
   void Flush();
   void Close();
+  // Also hands every line (without its newline) to `hook`, e.g. the event channel to control.
+  // Lines are formatted even when no file is open.
+  void set_line_hook(std::function<void(std::string_view)> hook) { hook_ = std::move(hook); }
 
   uint64_t records() const { return records_; }
   uint64_t write_errors() const { return write_errors_; }
@@ -56,6 +61,7 @@ class EveWriter {
   uint64_t records_ = 0;
   uint64_t write_errors_ = 0;
   uint64_t bad_records_ = 0;
+  std::function<void(std::string_view)> hook_;
   void WriteLine();
 };
 

@@ -72,6 +72,47 @@ void FormatGuidLe(const uint8_t g[16], char out[37]) noexcept {
   out[36] = '\0';
 }
 
+size_t FormatFiletime(uint64_t filetime, char out[kFiletimeTextLen + 1]) noexcept {
+  constexpr uint64_t kTicksPerSecond = 10000000;
+  constexpr uint64_t kSecondsPerDay = 86400;
+  const uint64_t ticks = filetime % kTicksPerSecond;
+  const uint64_t seconds = filetime / kTicksPerSecond;
+  const uint64_t second_of_day = seconds % kSecondsPerDay;
+  // Days since 0000-03-01 (proleptic Gregorian), so that the leap day ends a year: 1601-01-01 is
+  // day 584694. Then H. Hinnant's civil_from_days; everything stays unsigned.
+  const uint64_t days = seconds / kSecondsPerDay + 584694;
+  const uint64_t era = days / 146097;
+  const uint64_t doe = days - era * 146097;                                    // [0, 146096]
+  const uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
+  const uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+  const uint64_t mp = (5 * doy + 2) / 153;                                     // [0, 11], March = 0
+  const uint64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const uint64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const uint64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  if (year > 9999) return 0;
+  auto put = [out](size_t at, uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) {
+      out[at + i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, year, 4);
+  out[4] = '-';
+  put(5, month, 2);
+  out[7] = '-';
+  put(8, day, 2);
+  out[10] = 'T';
+  put(11, second_of_day / 3600, 2);
+  out[13] = ':';
+  put(14, second_of_day / 60 % 60, 2);
+  out[16] = ':';
+  put(17, second_of_day % 60, 2);
+  out[19] = '.';
+  put(20, ticks, 7);
+  out[kFiletimeTextLen] = '\0';
+  return kFiletimeTextLen;
+}
+
 size_t FormatHex(std::span<const uint8_t> in, char* out, size_t cap) noexcept {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t n = 0;

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 namespace vigil::proto {
 
@@ -98,6 +100,12 @@ void FormatGuidLe(const uint8_t guid[16], char out[37]) noexcept;
 // stopping when `cap` is reached.
 size_t FormatHex(std::span<const uint8_t> in, char* out, size_t cap) noexcept;
 
+// A Windows FILETIME (100 ns intervals since 1601-01-01 UTC) as ISO 8601 UTC with all seven
+// fractional digits, "2022-07-15T19:46:29.9513320" (27 characters, NUL at out[27]). Returns 27,
+// or 0 (nothing written) for times after year 9999.
+inline constexpr size_t kFiletimeTextLen = 27;
+size_t FormatFiletime(uint64_t filetime, char out[kFiletimeTextLen + 1]) noexcept;
+
 // A fixed-capacity string held inside parser state (no heap).
 template <size_t N>
 struct FixedString {
@@ -116,6 +124,34 @@ struct FixedString {
   }
   std::string_view view() const noexcept { return {data, len}; }
   bool empty() const noexcept { return len == 0; }
+};
+
+// A table of N entries inside parser state whose entries are not constructed: the storage is left
+// as it is (no default member initialisers run, nothing is zeroed), so setting up a parser does
+// not write every entry of its tables. For tables whose owner marks each entry free when it is
+// constructed (a `used` flag) and initialises an entry in full when it takes it: nothing else may
+// be read from an entry that was never taken. T must be an implicit-lifetime type (an aggregate
+// such as a struct of plain members) with a trivial destructor.
+template <class T, size_t N>
+class UninitArray {
+ public:
+  static_assert(std::is_trivially_destructible_v<T>);
+  // User-provided (not `= default`), so that value-initialising the owner does not zero storage_.
+  UninitArray() noexcept {}
+
+  T& operator[](size_t i) noexcept { return data()[i]; }
+  const T& operator[](size_t i) const noexcept { return data()[i]; }
+  T* begin() noexcept { return data(); }
+  T* end() noexcept { return data() + N; }
+  const T* begin() const noexcept { return data(); }
+  const T* end() const noexcept { return data() + N; }
+  static constexpr size_t size() noexcept { return N; }
+
+ private:
+  T* data() noexcept { return std::launder(reinterpret_cast<T*>(storage_)); }
+  const T* data() const noexcept { return std::launder(reinterpret_cast<const T*>(storage_)); }
+
+  alignas(T) unsigned char storage_[N * sizeof(T)];
 };
 
 }  // namespace vigil::proto

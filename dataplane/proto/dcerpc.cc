@@ -1025,10 +1025,7 @@ void DcerpcConnection::WriteCallJson(const DcerpcCall& c, JsonWriter& w,
   if (c.has_ntlmssp) {
     w.ObjectBegin("ntlmssp");
     w.Str("type", NtlmsspTypeName(c.ntlmssp.type));
-    WriteNtlmsspJson(c.ntlmssp, w);
-    if (c.ntlmssp.type == NtlmsspType::kChallenge && !c.ntlmssp.target_name.empty()) {
-      w.Str("target_name", c.ntlmssp.target_name.view());
-    }
+    WriteNtlmsspJson(c.ntlmssp, w);  // a CHALLENGE: target_name and the server's AV names
     w.ObjectEnd();
   }
   if (c.req_truncated || c.resp_truncated) w.Bool("truncated", true);

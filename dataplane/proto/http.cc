@@ -922,7 +922,7 @@ void HttpParser::Emit(const Tx* tx, const Response* r, EventSink& sink) noexcept
   }
   if (r != nullptr && r->location.len != 0) w.Bytes("redirect", field(r->arena, r->location));
   w.Uint("length", r != nullptr ? r->length : 0);
-  // Only an AUTHENTICATE message has members to write (user, domain, host, version).
+  // `ntlmssp` is the client's AUTHENTICATE (user, domain, host, version).
   const NtlmsspMessage* auth = nullptr;
   if (req_ntlm != nullptr && req_ntlm->type == NtlmsspType::kAuthenticate) auth = req_ntlm;
   if (auth == nullptr && resp_ntlm != nullptr && resp_ntlm->type == NtlmsspType::kAuthenticate) {
@@ -931,6 +931,12 @@ void HttpParser::Emit(const Tx* tx, const Response* r, EventSink& sink) noexcept
   if (auth != nullptr) {
     w.ObjectBegin("ntlmssp");
     WriteNtlmsspJson(*auth, w);
+    w.ObjectEnd();
+  }
+  // The server's CHALLENGE (WWW-Authenticate): its names, under their own key as in smb.
+  if (resp_ntlm != nullptr && resp_ntlm->type == NtlmsspType::kChallenge) {
+    w.ObjectBegin("ntlmssp_challenge");
+    WriteNtlmsspJson(*resp_ntlm, w);
     w.ObjectEnd();
   }
   w.ObjectEnd();

@@ -1,6 +1,8 @@
 #include "dataplane/proto/json_writer.h"
 
+#include <array>
 #include <charconv>
+#include <cstring>
 
 namespace vigil::proto {
 
@@ -16,7 +18,8 @@ void JsonWriter::Reset() noexcept {
 
 bool JsonWriter::Put(std::string_view s) noexcept {
   if (len_ + s.size() > limit()) return false;
-  for (char c : s) buf_[len_++] = c;
+  if (!s.empty()) std::memcpy(buf_ + len_, s.data(), s.size());
+  len_ += s.size();
   return true;
 }
 
@@ -27,6 +30,20 @@ bool JsonWriter::PutChar(char c) noexcept {
 }
 
 namespace {
+
+// Bytes that go into a JSON string as they are: printable ASCII except '"' and '\\'.
+constexpr std::array<bool, 256> kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
+// Length of the run of plain bytes at the start of [p, p + n).
+size_t PlainRun(const uint8_t* p, size_t n) noexcept {
+  size_t k = 0;
+  while (k < n && kPlain[p[k]]) ++k;
+  return k;
+}
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid.
 size_t Utf8SeqLen(std::span<const uint8_t> s, size_t i) noexcept {
@@ -59,16 +76,40 @@ size_t Utf8SeqLen(std::span<const uint8_t> s, size_t i) noexcept {
 
 }  // namespace
 
+// Most strings (keys, names, numbers as text) are plain ASCII: when the string fits unescaped, it
+// is copied in one pass with one bounds check. Otherwise (a byte to escape, or too little room to
+// tell) plain runs are still copied whole and only the other bytes go one at a time. Either way
+// the bytes written are the same, and false (caller rolls back) exactly when they do not fit.
 bool JsonWriter::PutEscaped(std::span<const uint8_t> s) noexcept {
+  const uint8_t* p = s.data();
+  const size_t n = s.size();
+  size_t i = 0;
+  if (len_ + n + 2 <= limit()) {
+    char* out = buf_ + len_ + 1;
+    out[-1] = '"';
+    for (; i < n && kPlain[p[i]]; ++i) out[i] = static_cast<char>(p[i]);
+    if (i == n) {
+      out[n] = '"';
+      len_ += n + 2;
+      return true;
+    }
+    len_ += 1 + i;  // the opening quote and the plain prefix stay; the rest below
+  } else if (!PutChar('"')) {
+    return false;
+  }
+  return PutEscapedTail(s.subspan(i));
+}
+
+bool JsonWriter::PutEscapedTail(std::span<const uint8_t> s) noexcept {
   static constexpr char kHex[] = "0123456789abcdef";
-  if (!PutChar('"')) return false;
   for (size_t i = 0; i < s.size();) {
-    const uint8_t c = s[i];
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      if (!PutChar(static_cast<char>(c))) return false;
-      ++i;
+    const size_t run = PlainRun(s.data() + i, s.size() - i);
+    if (run != 0) {
+      if (!Put(std::string_view(reinterpret_cast<const char*>(s.data() + i), run))) return false;
+      i += run;
       continue;
     }
+    const uint8_t c = s[i];
     if (c >= 0x80) {
       const size_t n = Utf8SeqLen(s, i);
       if (n != 0) {
@@ -123,13 +164,26 @@ void JsonWriter::Abandon(size_t mark) noexcept {
 bool JsonWriter::BeginMember(std::string_view key, size_t* mark) noexcept {
   if (skip_depth_ > 0) return false;
   *mark = len_;
-  if (!first_[depth_] && !PutChar(',')) return false;
-  if (!in_array_[depth_]) {
-    if (!PutEscaped({reinterpret_cast<const uint8_t*>(key.data()), key.size()}) || !PutChar(':')) {
-      return false;
+  const bool comma = !first_[depth_];
+  if (in_array_[depth_]) return !comma || PutChar(',');
+  // Keys are nearly always constants that need no escaping: `,"key":` in one pass when it fits.
+  const size_t n = key.size();
+  if (len_ + n + 3 + (comma ? 1 : 0) <= limit()) {
+    char* out = buf_ + len_;
+    if (comma) *out++ = ',';
+    *out++ = '"';
+    size_t i = 0;
+    for (; i < n && kPlain[static_cast<uint8_t>(key[i])]; ++i) out[i] = key[i];
+    if (i == n) {
+      out[n] = '"';
+      out[n + 1] = ':';
+      len_ = static_cast<size_t>(out + n + 2 - buf_);
+      return true;
     }
+    len_ = *mark;  // a byte to escape: the general path below writes it all again
   }
-  return true;
+  if (comma && !PutChar(',')) return false;
+  return PutEscaped({reinterpret_cast<const uint8_t*>(key.data()), key.size()}) && PutChar(':');
 }
 
 void JsonWriter::ObjectBegin(std::string_view key) noexcept {
@@ -234,13 +288,13 @@ void JsonWriter::Hex(std::string_view key, std::span<const uint8_t> value) noexc
 }
 
 TextBuilder& TextBuilder::Append(std::string_view s) noexcept {
-  for (char c : s) {
-    if (len_ == kCapacity) {
-      truncated_ = true;
-      break;
-    }
-    buf_[len_++] = c;
+  size_t n = s.size();
+  if (n > kCapacity - len_) {
+    n = kCapacity - len_;
+    truncated_ = true;
   }
+  if (n != 0) std::memcpy(buf_ + len_, s.data(), n);
+  len_ += n;
   return *this;
 }
 

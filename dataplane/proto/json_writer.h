@@ -54,7 +54,10 @@ class JsonWriter {
   bool BeginMember(std::string_view key, size_t* mark) noexcept;
   bool Put(std::string_view s) noexcept;
   bool PutChar(char c) noexcept;
+  // A quoted, escaped string; false when it does not fit (the caller rolls back).
   bool PutEscaped(std::span<const uint8_t> s) noexcept;
+  // The rest of a string whose opening quote is written: escaped, then the closing quote.
+  bool PutEscapedTail(std::span<const uint8_t> s) noexcept;
   // Rolls back to `mark` and flags truncation.
   void Abandon(size_t mark) noexcept;
   size_t limit() const noexcept { return cap_ > reserve_ ? cap_ - reserve_ : 0; }

@@ -91,6 +91,10 @@ class Krb5Parser final : public AppParser {
   // [APPLICATION 10..30] { SEQUENCE { [0|1] INTEGER 5 ...: Suricata's test.
   static ProbeResult Probe(Direction dir, std::span<const uint8_t> data) noexcept;
 
+  // User-provided (not `= default`): the parser pools construct with `new (memory) T()`, which
+  // for an implicit constructor would first zero the whole object. Only the members with
+  // initialisers are set; a stream's buf and late are read only below got and late_len.
+  Krb5Parser() noexcept {}
   void OnData(Direction dir, std::span<const uint8_t> data, EventSink& sink) noexcept override;
   void OnGap(Direction dir, uint32_t missing_bytes, EventSink& sink) noexcept override;
   void OnDatagram(Direction dir, std::span<const uint8_t> data, EventSink& sink) noexcept override;

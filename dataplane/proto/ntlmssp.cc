@@ -107,6 +107,56 @@ bool ParseNegotiate(std::span<const uint8_t> d, NtlmsspMessage* m) noexcept {
   return true;
 }
 
+// MS-NLMP 2.2.2.1: AV_PAIRs (AvId, AvLen, value) ended by MsvAvEOL. Some servers send a list
+// whose field runs past the message, or one without the MsvAvEOL: the pairs that are wholly
+// there are decoded and the list is flagged, as Zeek ("NTLM AV Pair loop underflow", names still
+// logged) and Wireshark do.
+void ReadTargetInfo(std::span<const uint8_t> d, const Field& f, NtlmsspMessage* m) noexcept {
+  m->has_target_info = true;
+  if (f.offset >= d.size()) {
+    m->target_info_truncated = true;
+    return;
+  }
+  const size_t end = f.len <= d.size() - f.offset ? f.offset + f.len : d.size();
+  bool ended = false;
+  size_t p = f.offset;
+  while (end - p >= 4) {  // each pair takes at least 4 bytes: at most 16384 rounds
+    const uint16_t id = LoadU16le(&d[p]);
+    const uint16_t len = LoadU16le(&d[p + 2]);
+    p += 4;
+    if (id == 0) {  // MsvAvEOL
+      ended = true;
+      break;
+    }
+    if (len > end - p) break;
+    const std::span<const uint8_t> value = d.subspan(p, len);
+    p += len;
+    switch (id) {
+      case 1:
+        AssignUnicode(value, &m->nb_computer_name);
+        break;
+      case 2:
+        AssignUnicode(value, &m->nb_domain_name);
+        break;
+      case 3:
+        AssignUnicode(value, &m->dns_computer_name);
+        break;
+      case 4:
+        AssignUnicode(value, &m->dns_domain_name);
+        break;
+      case 5:
+        AssignUnicode(value, &m->dns_tree_name);
+        break;
+      case 7:
+        if (len == 8) m->server_time = uint64_t{LoadU32le(&value[4])} << 32 | LoadU32le(&value[0]);
+        break;
+      default:  // flags, single host, target name, channel bindings: not logged
+        break;
+    }
+  }
+  m->target_info_truncated = !ended;
+}
+
 bool ParseChallenge(std::span<const uint8_t> d, NtlmsspMessage* m) noexcept {
   if (d.size() < kChallengeMinimum) return false;
   const Field target = ReadField(d, 12);
@@ -115,8 +165,8 @@ bool ParseChallenge(std::span<const uint8_t> d, NtlmsspMessage* m) noexcept {
   for (int i = 0; i < 8; ++i) m->server_challenge[i] = d[24 + i];
   const Field info = ReadField(d, 40);  // absent in the oldest 32-byte form
   if (!FieldInRange(target, d.size())) return false;
-  if (info.present && !FieldInRange(info, d.size())) return false;
   AssignString(FieldBytes(d, target), m->unicode, &m->target_name);
+  if (info.present && info.len != 0) ReadTargetInfo(d, info, m);
   if (d.size() >= kChallengeFixed) {
     const Field fields[2] = {target, info};
     ReadVersion(d, kChallengeFixed, fields, 2, m);
@@ -183,11 +233,34 @@ bool ParseNtlmssp(std::span<const uint8_t> data, NtlmsspMessage* out) noexcept {
   return ok;
 }
 
+namespace {
+
+void WriteChallengeJson(const NtlmsspMessage& m, JsonWriter& w) noexcept {
+  auto str = [&w](const char* key, std::string_view v) {
+    if (!v.empty()) w.Str(key, v);
+  };
+  str("target_name", m.target_name.view());
+  str("server_nb_computer_name", m.nb_computer_name.view());
+  str("server_nb_domain_name", m.nb_domain_name.view());
+  str("server_dns_computer_name", m.dns_computer_name.view());
+  str("server_dns_domain_name", m.dns_domain_name.view());
+  str("server_dns_tree_name", m.dns_tree_name.view());
+  char ts[kFiletimeTextLen + 1];
+  if (m.server_time != 0 && FormatFiletime(m.server_time, ts) != 0) w.Str("server_time", ts);
+}
+
+}  // namespace
+
 void WriteNtlmsspJson(const NtlmsspMessage& m, JsonWriter& w) noexcept {
-  if (m.type != NtlmsspType::kAuthenticate) return;
-  w.Str("domain", m.domain.view());
-  w.Str("user", m.user.view());
-  w.Str("host", m.host.view());
+  if (m.type == NtlmsspType::kChallenge) {
+    WriteChallengeJson(m, w);
+  } else if (m.type == NtlmsspType::kAuthenticate) {
+    w.Str("domain", m.domain.view());
+    w.Str("user", m.user.view());
+    w.Str("host", m.host.view());
+  } else {
+    return;
+  }
   if (m.has_version) {
     // "6.0 build 6001 rev 15"
     TextBuilder t;
@@ -195,6 +268,7 @@ void WriteNtlmsspJson(const NtlmsspMessage& m, JsonWriter& w) noexcept {
     t.Append(" build ").AppendUint(m.version_build).Append(" rev ").AppendUint(m.ntlm_revision);
     w.Str("version", t.view());
   }
+  if (m.target_info_truncated) w.Bool("target_info_truncated", true);
 }
 
 const char* NtlmsspTypeName(NtlmsspType t) noexcept {

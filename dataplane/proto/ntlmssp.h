@@ -41,18 +41,32 @@ struct NtlmsspMessage {
   // layout Suricata flags as its `unusual_ntlmssp_order` SMB event. The names are still read by
   // their own offsets.
   bool unusual_order = false;
+  // Challenge: the server's TargetInfo AV pairs (MS-NLMP 2.2.2.1), UTF-8 (the values are always
+  // UTF-16LE). NetBIOS names are at most 15 characters; DNS names are cut at 128 bytes.
+  FixedString<64> nb_computer_name, nb_domain_name;                    // MsvAvNb* (1, 2)
+  FixedString<128> dns_computer_name, dns_domain_name, dns_tree_name;  // MsvAvDns* (3, 4, 5)
+  uint64_t server_time = 0;      // MsvAvTimestamp (7): FILETIME, 0 when absent
+  bool has_target_info = false;  // the TargetInfo field is not empty
+  // The AV list runs past the message (or past its TargetInfo field) or has no MsvAvEOL: the
+  // pairs that fit were decoded, as Zeek and Wireshark do.
+  bool target_info_truncated = false;
 };
 
 // `data` starts at "NTLMSSP\0". False when it is not a well-formed NTLMSSP message: too short for
 // its type's fixed header, an unknown type, or a non-empty payload field (offset + length) that
-// lies outside `data`. Strings are UTF-16LE when NTLMSSP_NEGOTIATE_UNICODE is set, else 8-bit OEM
-// (kept as bytes; JsonWriter escapes non-UTF-8). The Version structure is read when the
-// NEGOTIATE_VERSION flag is set and the payloads leave room for it before the first of them.
+// lies outside `data` -- except a CHALLENGE's TargetInfo, whose AV pairs are decoded as far as
+// `data` holds them (target_info_truncated says when the list was cut). Strings are UTF-16LE when
+// NTLMSSP_NEGOTIATE_UNICODE is set, else 8-bit OEM (kept as bytes; JsonWriter escapes non-UTF-8).
+// The Version structure is read when the NEGOTIATE_VERSION flag is set and the payloads leave room
+// for it before the first of them.
 bool ParseNtlmssp(std::span<const uint8_t> data, NtlmsspMessage* out) noexcept;
 
 // Writes Suricata's `ntlmssp` members (domain, user, host, version "6.0 build 6001 rev 15", ...)
-// into the object the caller has open. Only AUTHENTICATE messages carry these; for other types
-// nothing is written.
+// of an AUTHENTICATE into the object the caller has open. For a CHALLENGE it writes the server's
+// names instead (vigil's, named like Zeek's ntlm.log): target_name, server_nb_computer_name,
+// server_nb_domain_name, server_dns_computer_name, server_dns_domain_name, server_dns_tree_name
+// (each when not empty), server_time (MsvAvTimestamp, "2022-07-15T19:46:29.9513320"), version,
+// and target_info_truncated: true when the AV list was cut. Nothing for a NEGOTIATE.
 void WriteNtlmsspJson(const NtlmsspMessage& m, JsonWriter& w) noexcept;
 
 // "NEGOTIATE", "CHALLENGE", "AUTHENTICATE" (or "NONE").

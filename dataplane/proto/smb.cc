@@ -614,7 +614,7 @@ int SmbParser::TakeAuthSlot() noexcept {
     if (!auth_[i].used) {
       AuthInfo& a = auth_[i];
       a.used = true;
-      a.has_ntlmssp = a.has_krb5 = a.has_req_host = a.has_resp_host = false;
+      a.has_ntlmssp = a.has_challenge = a.has_krb5 = a.has_req_host = a.has_resp_host = false;
       a.ntlmssp = NtlmsspMessage{};
       a.krb5 = Krb5Message{};
       a.req_os.Clear();
@@ -1088,6 +1088,12 @@ void SmbParser::EmitTx(const Tx& tx, Direction dir) noexcept {
           t.Append(' ');
           AppendNtlmsspMessage(a->ntlmssp, t);
         }
+        if (a->has_challenge) {
+          // Not under `ntlmssp`: Suricata's smb.ntlmssp is the client's AUTHENTICATE only.
+          w.ObjectBegin("ntlmssp_challenge");
+          WriteNtlmsspJson(a->ntlmssp, w);
+          w.ObjectEnd();
+        }
         if (a->has_krb5) {
           w.ObjectBegin("kerberos");
           w.Str("realm", a->krb5.realm.view());
@@ -1126,6 +1132,7 @@ void SmbParser::EmitTx(const Tx& tx, Direction dir) noexcept {
         if (!tx.service_req.empty()) w.Str("request", tx.service_req.view());
         if (!tx.service_resp.empty()) w.Str("response", tx.service_resp.view());
         w.ObjectEnd();
+        if (!tx.native_fs.empty()) w.Str("native_file_system", tx.native_fs.view());
       } else {
         static constexpr const char* kTypes[] = {"UNKNOWN", "FILE", "PIPE", "PRINT"};
         w.Str("share_type", kTypes[tx.share_type <= 3 ? tx.share_type : 0]);
@@ -1142,12 +1149,22 @@ void SmbParser::EmitTx(const Tx& tx, Direction dir) noexcept {
       }
       w.Str("disposition", DispositionName(tx.disposition));
       w.Str("access", tx.delete_on_close ? "delete on close" : "normal");
-      w.Uint("created", tx.created);
-      w.Uint("accessed", tx.accessed);
-      w.Uint("modified", tx.modified);
-      w.Uint("changed", tx.changed);
+      w.Uint("created", smb_detail::FiletimeToUnix(tx.created));
+      w.Uint("accessed", smb_detail::FiletimeToUnix(tx.accessed));
+      w.Uint("modified", smb_detail::FiletimeToUnix(tx.modified));
+      w.Uint("changed", smb_detail::FiletimeToUnix(tx.changed));
       w.Uint("size", tx.size);
       w.Str("fuid", fuid);
+      if ((tx.created | tx.accessed | tx.modified | tx.changed) != 0) {
+        // The same times at full FILETIME precision (the integers above are Suricata's).
+        w.ObjectBegin("times");
+        char ts[kFiletimeTextLen + 1];
+        if (FormatFiletime(tx.created, ts) != 0) w.Str("created", ts);
+        if (FormatFiletime(tx.accessed, ts) != 0) w.Str("accessed", ts);
+        if (FormatFiletime(tx.modified, ts) != 0) w.Str("modified", ts);
+        if (FormatFiletime(tx.changed, ts) != 0) w.Str("changed", ts);
+        w.ObjectEnd();
+      }
       AppendTreePath(t, tx.session_id, tx.tree_id);
       t.Append(' ').Append(name.empty() ? std::string_view("<share_root>") : name);
       if (tx.is_pipe) t.Append(" (pipe)");

@@ -132,17 +132,21 @@ class SmbParser final : public AppParser {
     uint32_t tree_id;
     uint32_t status;
     uint32_t disposition, ctl_code, info_level;
-    uint32_t created, accessed, modified, changed;
-    uint64_t id;   // EVE "id": per-flow transaction counter
-    uint64_t key;  // SMB2 MessageId; SMB1 MID | PID << 16
+    uint64_t created, accessed, modified, changed;  // CREATE response FILETIMEs (100 ns, 1601)
+    uint64_t id;                                    // EVE "id": per-flow transaction counter
+    uint64_t key;                                   // SMB2 MessageId; SMB1 MID | PID << 16
     uint64_t session_id;
     uint64_t size, offset;
     uint32_t age;
     uint8_t fuid[16];
     FixedString<12> service_req, service_resp;  // SMB1 tree connect
+    FixedString<16> native_fs;                  // SMB1 tree connect response NativeFileSystem
   };
   struct AuthInfo {
     bool used, has_ntlmssp, has_krb5, has_req_host, has_resp_host;
+    // `ntlmssp` holds the request's AUTHENTICATE (has_ntlmssp) or else the response's CHALLENGE
+    // (has_challenge): a session setup round carries one or the other, never both.
+    bool has_challenge;
     NtlmsspMessage ntlmssp;
     Krb5Message krb5;
     FixedString<64> req_os, req_lm, resp_os, resp_lm;
@@ -282,16 +286,23 @@ class SmbParser final : public AppParser {
   void EmitTx(const Tx& tx, Direction dir) noexcept;
   // Session setup security blob (SPNEGO, raw NTLMSSP or Kerberos) into an auth slot.
   void ParseSecurityBlob(std::span<const uint8_t> blob, AuthInfo* a) noexcept;
+  // Session setup response blob: keeps an NTLMSSP CHALLENGE (the server's names).
+  void ParseResponseBlob(std::span<const uint8_t> blob, AuthInfo* a) noexcept;
 
+  // A parser is set up for every SMB flow: the tables are UninitArrays, of which the constructor
+  // writes only the `used` flags (about 120 of the parser's 1,150 cache lines; default member
+  // initialisers would touch 320). Taking an entry initialises it in full (NewTx, TakeNameSlot,
+  // TakeAuthSlot, TakeNegotiateSlot, AddTree, AddFile, PipeWants: `conn` of a Pipe is never
+  // constructed, its Reset() is what sets it up).
   Stream streams_[2];
-  Tx txs_[kSmbMaxPending];
-  FixedString<kSmbNameBytes> names_[kSmbNameSlots];
+  UninitArray<Tx, kSmbMaxPending> txs_;
+  UninitArray<FixedString<kSmbNameBytes>, kSmbNameSlots> names_;
   bool name_used_[kSmbNameSlots];
-  AuthInfo auth_[kSmbAuthSlots];
-  NegotiateInfo negotiate_[kSmbNegotiateSlots];
-  Tree trees_[kSmbMaxTrees];
-  File files_[kSmbMaxFiles];
-  Pipe pipes_[kSmbMaxPipes];
+  UninitArray<AuthInfo, kSmbAuthSlots> auth_;
+  UninitArray<NegotiateInfo, kSmbNegotiateSlots> negotiate_;
+  UninitArray<Tree, kSmbMaxTrees> trees_;
+  UninitArray<File, kSmbMaxFiles> files_;
+  UninitArray<Pipe, kSmbMaxPipes> pipes_;
 
   uint64_t next_tx_id_ = 1;
   uint32_t clock_ = 0;            // age stamps for LRU choices

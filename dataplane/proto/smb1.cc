@@ -1,5 +1,6 @@
 // SMB1 (MS-CIFS 2.2, MS-SMB 2.2) message decoding for SmbParser: AndX chains, negotiate,
 // session setup, tree connect, NT create, close, read/write AndX, transactions on named pipes.
+#include <algorithm>
 #include <cstring>
 
 #include "dataplane/proto/smb.h"
@@ -8,7 +9,6 @@ namespace vigil::proto {
 
 namespace {
 
-using smb_detail::FiletimeToUnix;
 using smb_detail::SmbString;
 using smb_detail::Utf16Field;
 
@@ -453,6 +453,7 @@ void SmbParser::Smb1Response(std::span<const uint8_t> msg, uint32_t msg_len) noe
         if (!c.ok || tx->aux_slot < 0) break;
         AuthInfo& a = auth_[tx->aux_slot];
         size_t p = c.wc == 4 ? W16(c, 6) : 0;  // skip the security blob
+        if (c.wc == 4) ParseResponseBlob(c.bytes.first(std::min(p, c.bytes.size())), &a);
         if ((c.wc == 4 || c.wc == 3) && p < c.bytes.size()) {
           TakeString(c.bytes, &p, unicode, c.bytes_off, &a.resp_os);
           TakeString(c.bytes, &p, unicode, c.bytes_off, &a.resp_lm);
@@ -467,6 +468,7 @@ void SmbParser::Smb1Response(std::span<const uint8_t> msg, uint32_t msg_len) noe
         size_t p = 0;
         TakeString(c.bytes, &p, false, c.bytes_off, &tx->service_resp);
         tx->is_pipe = tx->service_resp.view() == "IPC";
+        if (p < c.bytes.size()) TakeString(c.bytes, &p, unicode, c.bytes_off, &tx->native_fs);
         Tree* t = AddTree(uid, tid);
         t->is_pipe = tx->is_pipe;
         if (tx->name_slot >= 0) t->share.Assign(names_[tx->name_slot].view());
@@ -476,10 +478,10 @@ void SmbParser::Smb1Response(std::span<const uint8_t> msg, uint32_t msg_len) noe
         if (tx == nullptr || !c.ok || !success || c.words.size() < 63) break;
         std::memcpy(tx->fuid, c.words.data() + 5, 2);
         tx->fuid_len = 2;
-        tx->created = FiletimeToUnix(W64(c, 11));
-        tx->accessed = FiletimeToUnix(W64(c, 19));
-        tx->modified = FiletimeToUnix(W64(c, 27));
-        tx->changed = FiletimeToUnix(W64(c, 35));
+        tx->created = W64(c, 11);
+        tx->accessed = W64(c, 19);
+        tx->modified = W64(c, 27);
+        tx->changed = W64(c, 35);
         tx->size = W64(c, 55);
         const int fi = AddFile({tx->fuid, 2}, uid, tx->tree_id);
         if (fi >= 0) {

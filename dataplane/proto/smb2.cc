@@ -10,7 +10,6 @@ namespace vigil::proto {
 
 namespace {
 
-using smb_detail::FiletimeToUnix;
 using smb_detail::Utf16Field;
 
 constexpr uint32_t kSmb2HeaderSize = 64;
@@ -21,6 +20,7 @@ constexpr uint32_t kStatusSuccess = 0;
 constexpr uint32_t kStatusPending = 0x00000103;
 constexpr uint32_t kStatusBufferOverflow = 0x80000005;
 constexpr uint32_t kStatusEndOfFile = 0xC0000011;
+constexpr uint32_t kStatusMoreProcessingRequired = 0xC0000016;
 constexpr uint32_t kFsctlPipeTransceive = 0x0011C017;
 
 enum : uint16_t {
@@ -112,6 +112,17 @@ void SmbParser::ParseSecurityBlob(std::span<const uint8_t> blob, AuthInfo* a) no
       a->krb5 = k;
       a->has_krb5 = true;
     }
+  }
+}
+
+void SmbParser::ParseResponseBlob(std::span<const uint8_t> blob, AuthInfo* a) noexcept {
+  if (blob.empty() || a->has_ntlmssp) return;
+  SpnegoToken tok;
+  if (!ParseSpnego(blob, &tok) || tok.mech != SpnegoMech::kNtlmssp) return;
+  NtlmsspMessage m;
+  if (ParseNtlmssp(tok.mech_token, &m) && m.type == NtlmsspType::kChallenge) {
+    a->ntlmssp = m;
+    a->has_challenge = true;
   }
 }
 
@@ -552,6 +563,14 @@ void SmbParser::Smb2Response(std::span<const uint8_t> rec, uint32_t rec_len,
     case TxKind::kSessionSetup:
       tx->session_id = session;
       tx->tree_id = tree_id;
+      // The CHALLENGE comes with MORE_PROCESSING_REQUIRED, in a body whose StructureSize (9) is
+      // that of an ERROR response, so error_body cannot tell them apart here.
+      if (tx->aux_slot >= 0 &&
+          (status == kStatusSuccess || status == kStatusMoreProcessingRequired)) {
+        const uint16_t boff = f.U16(B + 4);
+        const uint16_t blen = f.U16(B + 6);
+        if (!f.bad) ParseResponseBlob(f.Avail(boff, blen), &auth_[tx->aux_slot]);
+      }
       break;
     case TxKind::kTreeConnect: {
       tx->session_id = session;
@@ -572,10 +591,10 @@ void SmbParser::Smb2Response(std::span<const uint8_t> rec, uint32_t rec_len,
         Anomaly(dir, "malformed_data");
         break;
       }
-      tx->created = FiletimeToUnix(f.U64(B + 8));
-      tx->accessed = FiletimeToUnix(f.U64(B + 16));
-      tx->modified = FiletimeToUnix(f.U64(B + 24));
-      tx->changed = FiletimeToUnix(f.U64(B + 32));
+      tx->created = f.U64(B + 8);
+      tx->accessed = f.U64(B + 16);
+      tx->modified = f.U64(B + 24);
+      tx->changed = f.U64(B + 32);
       tx->size = f.U64(B + 48);
       std::memcpy(tx->fuid, fid.data(), 16);
       tx->fuid_len = 16;

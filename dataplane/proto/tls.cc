@@ -1138,10 +1138,14 @@ void TlsParser::OnServerHello(EventSink& sink) noexcept {
   std::memcpy(ja3s_, ja3s.data, ja3s.len);
   const Md5::Digest d = Md5Of(ja3s.view());
   std::memcpy(ja3s_md5_, d.data(), d.size());
-  session_resumed_ = client_session_id_len_ != 0 && h.session_id.size() == client_session_id_len_ &&
-                     std::equal(h.session_id.begin(), h.session_id.end(), client_session_id_);
   const bool tls13 =
       server_version_ == 0x0304 || (server_version_ >> 8) == 0x7f || (server_version_ >> 8) == 0xfb;
+  // Up to TLS 1.2 a ServerHello that echoes the client's session id resumes that session. TLS 1.3
+  // always echoes it (legacy_session_id_echo, RFC 8446 4.1.3) and resumes through PSK instead, so
+  // the echo says nothing there.
+  session_resumed_ = !tls13 && client_session_id_len_ != 0 &&
+                     h.session_id.size() == client_session_id_len_ &&
+                     std::equal(h.session_id.begin(), h.session_id.end(), client_session_id_);
   if (tls13) {
     // Everything after a TLS 1.3 ServerHello is encrypted, certificate included.
     server_.encrypted = true;

@@ -32,6 +32,10 @@ class TlsParser final : public AppParser {
   // client, for flows picked up from the server's side).
   static ProbeResult Probe(Direction dir, std::span<const uint8_t> first_bytes) noexcept;
 
+  // User-provided (not `= default`): the parser pools construct with `new (memory) T()`, which
+  // for an implicit constructor would first zero the whole 12.5 KiB object. Only the members
+  // with initialisers are set; the two buffers are read only below their sides' buf_len.
+  TlsParser() noexcept {}
   void OnData(Direction dir, std::span<const uint8_t> data, EventSink& sink) noexcept override;
   void OnGap(Direction dir, uint32_t missing_bytes, EventSink& sink) noexcept override;
   void OnEnd(EventSink& sink) noexcept override;

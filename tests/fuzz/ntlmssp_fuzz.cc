@@ -33,6 +33,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(m.type != NtlmsspType::kNone);
   Check(size >= 16);
   Check(m.user.len <= 128 && m.domain.len <= 128 && m.host.len <= 128 && m.target_name.len <= 128);
+  Check(m.nb_computer_name.len <= 64 && m.nb_domain_name.len <= 64);
+  Check(m.dns_computer_name.len <= 128 && m.dns_domain_name.len <= 128 &&
+        m.dns_tree_name.len <= 128);
+  if (m.type != NtlmsspType::kChallenge) Check(!m.has_target_info && !m.target_info_truncated);
   if (m.type == NtlmsspType::kAuthenticate) {
     Check(m.nt_response_len <= size && m.lm_response_len <= size);
   }

@@ -23,10 +23,10 @@ harness error.
 """
 import argparse
 import collections
+import datetime
 import fnmatch
 import glob
 import json
-import math
 import os
 import re
 import sys
@@ -244,18 +244,48 @@ def mapping_rows(events):
             share_type = {"FILE": "DISK"}.get(st, st)
         else:  # SMB1: Zeek's TreeInfo default DISK, PIPE when the service is IPC
             share_type = "PIPE" if service == "IPC" else "DISK"
+        # SMB1: smb.native_file_system ("" when the response has none, as Zeek's event passes);
+        # SMB2 has no such field (Zeek: unset).
+        nfs = smb.get("native_file_system", "") if _cmd(smb).startswith("SMB1_") else None
         row = dict(_conn(ev))
-        row.update({"path": path, "service": _nonempty(service), "share_type": share_type})
+        row.update({"path": path, "service": _nonempty(service), "share_type": share_type,
+                    "native_file_system": nfs})
         rows.append(row)
     return rows
 
 
-def _times(smb):
-    """MAC times of a CREATE (Unix seconds) as Zeek keeps them: only when modified > 0."""
-    if not smb.get("modified"):
+FILETIME_UNIX_EPOCH = 116444736000000000  # 1970-01-01 in 100 ns intervals since 1601
+FILETIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{7})$")
+
+
+def filetime_of(text):
+    """The FILETIME (100 ns intervals since 1601) of vigil's smb.times.* text
+    ("2022-07-15T19:46:29.9513320", docs/events.md), or None."""
+    m = FILETIME_RE.match(str(text or ""))
+    if not m:
         return None
-    return {"times.modified": smb.get("modified"), "times.accessed": smb.get("accessed"),
-            "times.created": smb.get("created"), "times.changed": smb.get("changed")}
+    y, mo, d, h, mi, sec, frac = (int(g) for g in m.groups())
+    days = (datetime.date(y, mo, d) - datetime.date(1601, 1, 1)).days
+    return ((days * 86400 + h * 3600 + mi * 60 + sec) * 10_000_000) + frac
+
+
+def zeek_time(filetime):
+    """A FILETIME as Zeek logs it: filetime2zeektime (double arithmetic), printed %.6f."""
+    return f"{filetime / 10000000.0 - 11644473600.0:.6f}"
+
+
+def _times(smb):
+    """MAC times of a CREATE as Zeek keeps them (only when modified > 0, i.e. after 1970), from
+    the full-precision smb.times.* rendered as Zeek renders them."""
+    precise = smb.get("times") if isinstance(smb.get("times"), dict) else {}
+    out = {}
+    for col in TIME_COLUMNS:
+        ft = filetime_of(precise.get(col.split(".")[1]))
+        out[col] = None if ft is None else zeek_time(ft)
+    modified = filetime_of(precise.get("modified"))
+    if modified is None or modified <= FILETIME_UNIX_EPOCH:
+        return None
+    return out
 
 
 def files_rows(events, actions=DEFAULT_FILE_ACTIONS):
@@ -265,7 +295,7 @@ def files_rows(events, actions=DEFAULT_FILE_ACTIONS):
     create), FILE_RENAME per rename (name = new name, prev_name = old), FILE_READ/FILE_WRITE per
     file READ/WRITE event. Attributes (size, times, path) are those of the open with the same
     fuid. Zeek's dedup (SMB::write_file_log: action, name, path, size and times but the access
-    time, when times are known) is applied, at vigil's one-second time resolution."""
+    time, when times are known) is applied on the times as Zeek logs them (smb.times.*)."""
     rows = []
     trees = collections.defaultdict(dict)       # flow -> tree_id -> (path, share_type)
     opens = collections.defaultdict(dict)       # flow -> fuid -> file info
@@ -280,7 +310,7 @@ def files_rows(events, actions=DEFAULT_FILE_ACTIONS):
                     "prev_name": info.get("prev_name")})
         times = info.get("times")
         for c in TIME_COLUMNS:
-            row[c] = None if times is None else str(times[c])
+            row[c] = None if times is None else times[c]
         if extra:
             row.update(extra)
         if times is not None:
@@ -402,9 +432,12 @@ def dce_rpc_rows(events):
 
 
 def ntlm_rows(events):
-    """ntlm: one row per connection that carried an NTLMSSP message (dcerpc.ntlmssp, smb.ntlmssp),
-    with the names of its first AUTHENTICATE (empty names are unset, as Zeek leaves them) and,
-    for SMB, success from the session setup's status (dcerpc: unset, as in Zeek)."""
+    """ntlm: one row per connection that carried an NTLMSSP message (dcerpc.ntlmssp, smb.ntlmssp,
+    smb.ntlmssp_challenge), with the names of its first AUTHENTICATE (empty names are unset, as
+    Zeek leaves them), the server names of its CHALLENGEs (server_nb_computer_name,
+    server_dns_computer_name, server_tree_name = the DNS tree name; a later CHALLENGE overrides,
+    as Zeek's ntlm_challenge handler does) and, for SMB, success from the session setup's status
+    (dcerpc: unset, as in Zeek)."""
     rows = {}
     order = []
     for ev in events:
@@ -413,8 +446,12 @@ def ntlm_rows(events):
         if not isinstance(body, dict):
             continue
         msgs = [body.get("ntlmssp")]
-        if t == "smb" and isinstance(body.get("dcerpc"), dict):
-            msgs.append(body["dcerpc"].get("ntlmssp"))
+        if t == "smb":
+            challenge = body.get("ntlmssp_challenge")
+            if isinstance(challenge, dict):
+                msgs.append(dict(challenge, type="CHALLENGE"))
+            if isinstance(body.get("dcerpc"), dict):
+                msgs.append(body["dcerpc"].get("ntlmssp"))
         for n in msgs:
             if not isinstance(n, dict):
                 continue
@@ -422,10 +459,17 @@ def ntlm_rows(events):
             if flow not in rows:
                 row = dict(_conn(ev))
                 row.update({"username": None, "hostname": None, "domainname": None,
-                            "success": None, "_auth": False})
+                            "server_nb_computer_name": None, "server_dns_computer_name": None,
+                            "server_tree_name": None, "success": None, "_auth": False})
                 rows[flow] = row
                 order.append(flow)
             row = rows[flow]
+            if n.get("type") == "CHALLENGE":
+                for col, key in (("server_nb_computer_name", "server_nb_computer_name"),
+                                 ("server_dns_computer_name", "server_dns_computer_name"),
+                                 ("server_tree_name", "server_dns_tree_name")):
+                    if key in n:
+                        row[col] = n[key]
             is_auth = n.get("type", "AUTHENTICATE") == "AUTHENTICATE" and (
                 "user" in n or "domain" in n or "host" in n)
             if is_auth and not row["_auth"]:
@@ -457,14 +501,10 @@ def vigil_rows(kind, events, actions=DEFAULT_FILE_ACTIONS):
 
 
 def values_equal(column, zeek, vigil):
-    """Column equality: times at vigil's one-second resolution (Zeek logs microseconds)."""
+    """Column equality (times too: vigil's are rendered as Zeek renders them, see _times)."""
+    del column
     if zeek is None or vigil is None:
         return zeek is None and vigil is None
-    if column in TIME_COLUMNS:
-        try:
-            return math.floor(float(zeek)) == int(vigil)
-        except ValueError:
-            return False
     return str(zeek) == str(vigil)
 
 
@@ -784,9 +824,6 @@ def main(argv=None):
             continue
         for col, (cat, reason) in exc.not_compared.get(kind, {}).items():
             print(f"N/A  zeek {kind}.{col}: not compared ({cat}): {reason}")
-        if kind == "smb_files":
-            print("NOTE zeek smb_files.times.*: compared at whole seconds (vigil's smb.created/"
-                  "accessed/modified/changed are Unix seconds; Zeek logs microseconds)")
     gap_columns = [(k, c, r) for k in LOG_KINDS if k in kinds_seen
                    for c, (cat, r) in exc.not_compared.get(k, {}).items() if cat == "parser-gap"]
     if gaps or gap_columns:

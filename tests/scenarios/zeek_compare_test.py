@@ -1,6 +1,7 @@
 """Unit tests of zeek_compare.py: the Zeek TSV log parser, the derivation of Zeek's rows from
 vigil's events, the row comparison and the exceptions. Run:
 python3 tests/scenarios/zeek_compare_test.py [-v]"""
+import datetime
 import os
 import sys
 import unittest
@@ -45,16 +46,26 @@ def ev(kind, body, sport=49208, flow_id=1, **extra):
     return e
 
 
+def iso(seconds, ticks=0):
+    """vigil's smb.times.* text of Unix `seconds` plus `ticks` (100 ns)."""
+    t = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}"
+
+
 def create(name, fuid, modified=1323202604, size=0, tree=1, access="normal", status=None,
-           directory=False):
+           directory=False, ticks=0):
     body = {"command": "SMB2_COMMAND_CREATE", "status": status or "STATUS_SUCCESS",
             "tree_id": tree, "access": access, "created": 1322343963, "accessed": modified,
             "modified": modified, "changed": modified, "size": size, "fuid": fuid}
+    if modified:
+        body["times"] = {"created": iso(1322343963, 9452970), "accessed": iso(modified, ticks),
+                         "modified": iso(modified, ticks), "changed": iso(modified, ticks)}
     body["directory" if directory else "filename"] = name
     return ev("smb", body)
 
 
-def tree_connect(tree, share=None, pipe=None, share_type=None, service=None, status=None):
+def tree_connect(tree, share=None, pipe=None, share_type=None, service=None, status=None,
+                 native_fs=None):
     body = {"command": "SMB2_COMMAND_TREE_CONNECT", "status": status or "STATUS_SUCCESS",
             "tree_id": tree}
     if share:
@@ -66,6 +77,8 @@ def tree_connect(tree, share=None, pipe=None, share_type=None, service=None, sta
     if service:
         body["command"] = "SMB1_COMMAND_TREE_CONNECT_ANDX"
         body["service"] = {"request": "?????", "response": service}
+    if native_fs:
+        body["native_file_system"] = native_fs
     return ev("smb", body)
 
 
@@ -115,11 +128,14 @@ class DeriveTest(unittest.TestCase):
             tree_connect(5, pipe="\\\\h\\IPC$", share_type="PIPE"),
             tree_connect(6, share="\\\\h\\x", share_type="UNKNOWN", status="STATUS_BAD"),
             tree_connect(7, pipe="\\\\h\\IPC$", service="IPC"),
-            tree_connect(8, share="\\\\h\\d", service="A:"),
+            tree_connect(8, share="\\\\h\\d", service="A:", native_fs="NTFS"),
         ])
-        got = [(r["path"], r["service"], r["share_type"]) for r in rows]
-        self.assertEqual(got, [("\\\\h\\s", None, "DISK"), ("\\\\h\\IPC$", None, "PIPE"),
-                               ("\\\\h\\IPC$", "IPC", "PIPE"), ("\\\\h\\d", "A:", "DISK")])
+        got = [(r["path"], r["service"], r["share_type"], r["native_file_system"]) for r in rows]
+        # native_file_system: SMB1 only ("" when the response has none, as Zeek's event passes).
+        self.assertEqual(got, [("\\\\h\\s", None, "DISK", None),
+                               ("\\\\h\\IPC$", None, "PIPE", None),
+                               ("\\\\h\\IPC$", "IPC", "PIPE", ""),
+                               ("\\\\h\\d", "A:", "DISK", "NTFS")])
         self.assertEqual(rows[0]["id.orig_p"], "49208")
 
     def test_files_open_dedup_and_pipe(self):
@@ -128,14 +144,28 @@ class DeriveTest(unittest.TestCase):
                   create("", "f1", size=8192),
                   create("", "f2", size=8192),                  # same times: Zeek's dedup
                   create("", "f3", size=8192, modified=1323202695),
+                  create("", "f4", size=8192, modified=1323202695, ticks=5120580),  # < 1 s apart
                   create("srvsvc", "p1", tree=5, modified=0),   # PIPE_OPEN: not logged
                   create("x", "", status="STATUS_OBJECT_NAME_COLLISION")]
         rows = zc.files_rows(events)
         self.assertEqual([(r["action"], r["name"], r["times.modified"]) for r in rows],
-                         [("SMB::FILE_OPEN", "<share_root>", "1323202604"),
-                          ("SMB::FILE_OPEN", "<share_root>", "1323202695")])
+                         [("SMB::FILE_OPEN", "<share_root>", "1323202604.000000"),
+                          ("SMB::FILE_OPEN", "<share_root>", "1323202695.000000"),
+                          ("SMB::FILE_OPEN", "<share_root>", "1323202695.512058")])
+        self.assertEqual(rows[0]["times.created"], "1322343963.945297")
         self.assertEqual(rows[0]["path"], "\\\\h\\s")
         self.assertEqual(rows[0]["size"], "8192")
+
+    def test_filetime_text(self):
+        # smb2.pcap's first CREATE: 2011-12-06T20:16:44.5120580 is Zeek's 1323202604.512058.
+        ft = zc.filetime_of("2011-12-06T20:16:44.5120580")
+        self.assertEqual(ft, 129676762045120580)
+        self.assertEqual(zc.zeek_time(ft), "1323202604.512058")
+        self.assertEqual(zc.filetime_of("1601-01-01T00:00:00.0000000"), 0)
+        self.assertEqual(zc.filetime_of("1970-01-01T00:00:00.0000001"),
+                         zc.FILETIME_UNIX_EPOCH + 1)
+        self.assertIsNone(zc.filetime_of("1323202604"))
+        self.assertIsNone(zc.filetime_of(None))
 
     def test_files_unknown_tree_has_no_path_and_no_times_when_modified_zero(self):
         rows = zc.files_rows([create("a", "f1", modified=0)])
@@ -197,6 +227,22 @@ class DeriveTest(unittest.TestCase):
         rows = zc.ntlm_rows(events)
         self.assertEqual([(r["username"], r["hostname"], r["domainname"], r["success"])
                           for r in rows], [("u", None, "D", None), (None, "H", None, "F")])
+        self.assertIsNone(rows[0]["server_nb_computer_name"])
+
+    def test_ntlm_challenge_server_names(self):
+        chal = {"target_name": "CORP", "server_nb_computer_name": "FS01",
+                "server_dns_computer_name": "fs01.corp.test",
+                "server_dns_tree_name": "corp.test"}
+        events = [ev("dcerpc", {"ntlmssp": dict(chal, type="CHALLENGE")}),
+                  ev("smb", {"command": "SMB2_COMMAND_SESSION_SETUP",
+                             "status": "STATUS_MORE_PROCESSING_REQUIRED",
+                             "ntlmssp_challenge": {"server_nb_computer_name": "SRV"}},
+                     sport=2, flow_id=2)]
+        rows = zc.ntlm_rows(events)
+        self.assertEqual([(r["server_nb_computer_name"], r["server_dns_computer_name"],
+                           r["server_tree_name"], r["success"]) for r in rows],
+                         [("FS01", "fs01.corp.test", "corp.test", None),
+                          ("SRV", None, None, None)])
 
 
 class CompareTest(unittest.TestCase):
@@ -205,15 +251,17 @@ class CompareTest(unittest.TestCase):
     def z(self, name, size="0", mod="1403193605.830790", host="10.0.0.11"):
         return {"id.orig_h": host, "name": name, "size": size, "times.modified": mod}
 
-    def v(self, name, size="0", mod="1403193605", host="10.0.0.11"):
+    def v(self, name, size="0", mod="1403193605.830790", host="10.0.0.11"):
         return {"id.orig_h": host, "name": name, "size": size, "times.modified": mod}
 
-    def test_match_at_second_resolution_as_multiset(self):
+    def test_match_as_multiset(self):
         out = zc.compare_rows([self.z("a"), self.z("a"), self.z("b")],
                               [self.v("b"), self.v("a"), self.v("a")], self.COLS)
         self.assertEqual([o.status for o in out], ["match"] * 3)
-        self.assertTrue(zc.values_equal("times.modified", "1403193605.999999", "1403193605"))
-        self.assertFalse(zc.values_equal("times.modified", "1403193606.000001", "1403193605"))
+        # Times are exact (vigil's are rendered as Zeek renders them).
+        self.assertTrue(zc.values_equal("times.modified", "1403193605.830790",
+                                        "1403193605.830790"))
+        self.assertFalse(zc.values_equal("times.modified", "1403193605.830790", "1403193605"))
         self.assertTrue(zc.values_equal("name", None, None))
         self.assertFalse(zc.values_equal("name", None, ""))
 

@@ -191,16 +191,24 @@ Bytes NtlmNegotiate() {
   return w.bytes();
 }
 
+// With TargetInfo: MsvAvNbComputerName "APP01", MsvAvDnsTreeName "corp.test", MsvAvEOL.
 Bytes NtlmChallenge(const std::string& target) {
   const Bytes t = Utf16(target);
+  const Bytes host = Utf16("APP01"), tree = Utf16("corp.test");
+  W info(true);
+  info.U16(1).U16(static_cast<uint16_t>(host.size())).Raw(host);
+  info.U16(5).U16(static_cast<uint16_t>(tree.size())).Raw(tree);
+  info.U16(0).U16(0);
+  const Bytes ti = info.bytes();
   W w(true);
   w.Raw({'N', 'T', 'L', 'M', 'S', 'S', 'P', 0}).U32(2);
   w.U16(static_cast<uint16_t>(t.size())).U16(static_cast<uint16_t>(t.size())).U32(56);
   w.U32(0x02810205);
   w.Raw({1, 2, 3, 4, 5, 6, 7, 8}).Zeros(8);
-  w.U16(0).U16(0).U32(56 + static_cast<uint32_t>(t.size()));
+  w.U16(static_cast<uint16_t>(ti.size())).U16(static_cast<uint16_t>(ti.size()));
+  w.U32(56 + static_cast<uint32_t>(t.size()));
   w.U8(10).U8(0).U16(17763).Zeros(3).U8(15);
-  w.Raw(t);
+  w.Raw(t).Raw(ti);
   return w.bytes();
 }
 
@@ -382,8 +390,13 @@ TEST(DcerpcParserTest, BindWithThreeContextsAndAck) {
     EXPECT_TRUE(Has(e, "\"ack_result\":3,\"ack_reason\":3")) << e;
     EXPECT_TRUE(Has(e, "\"call_id\":2,\"rpc_version\":\"5.0\"")) << e;
     EXPECT_TRUE(Has(e, "\"secondary_address\":\"\\\\PIPE\\\\atsvc\"")) << e;
-    EXPECT_TRUE(Has(e, "\"ntlmssp\":{\"type\":\"CHALLENGE\"")) << e;
-    EXPECT_TRUE(Has(e, "\"target_name\":\"CORP\"")) << e;
+    // The bind_ack's CHALLENGE, with the server's TargetInfo names.
+    EXPECT_TRUE(Has(e,
+                    "\"ntlmssp\":{\"type\":\"CHALLENGE\",\"target_name\":\"CORP\","
+                    "\"server_nb_computer_name\":\"APP01\","
+                    "\"server_dns_tree_name\":\"corp.test\","
+                    "\"version\":\"10.0 build 17763 rev 15\"}"))
+        << e;
     EXPECT_EQ(sink.messages[0],
               "DCERPC BIND atsvc v1.0 accepted, atsvc v1.0 provider_rejection, atsvc v1.0 "
               "negotiate_ack");

@@ -106,7 +106,8 @@ std::vector<uint8_t> NtlmAuthenticate(std::string_view domain, std::string_view 
 }
 
 // An NTLMSSP CHALLENGE message with a Unicode target name.
-std::vector<uint8_t> NtlmChallenge(std::string_view target) {
+// With `computer` (MsvAvNbComputerName) in TargetInfo when not empty.
+std::vector<uint8_t> NtlmChallenge(std::string_view target, std::string_view computer = "") {
   std::vector<uint8_t> m(48, 0);
   const char sig[8] = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
   for (int i = 0; i < 8; ++i) m[i] = static_cast<uint8_t>(sig[i]);
@@ -118,6 +119,16 @@ std::vector<uint8_t> NtlmChallenge(std::string_view target) {
   Put32(m, 20, 0x00000001 | 0x00000200);
   for (int i = 0; i < 8; ++i) m[24 + i] = static_cast<uint8_t>(i + 1);
   m.insert(m.end(), t.begin(), t.end());
+  if (!computer.empty()) {
+    const std::vector<uint8_t> c = Utf16(computer);
+    const uint16_t len = static_cast<uint16_t>(4 + c.size() + 4);
+    Put16(m, 40, len);
+    Put16(m, 42, len);
+    Put32(m, 44, static_cast<uint32_t>(m.size()));
+    m.insert(m.end(), {1, 0, static_cast<uint8_t>(c.size()), 0});
+    m.insert(m.end(), c.begin(), c.end());
+    m.insert(m.end(), {0, 0, 0, 0});
+  }
   return m;
 }
 
@@ -539,7 +550,7 @@ TEST(Http, GapInHeadersResyncs) {
 TEST(Http, NtlmAuthorization) {
   Flow f;
   const std::string auth = Base64(NtlmAuthenticate("CORP", "appadmin", "AVMGMT01"));
-  const std::string chal = Base64(NtlmChallenge("CORP"));
+  const std::string chal = Base64(NtlmChallenge("CORP", "MAIL01"));
   f.Req(
       "GET /ews HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM "
       "TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==\r\n\r\n");
@@ -549,7 +560,13 @@ TEST(Http, NtlmAuthorization) {
   f.Resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
   const auto ev = f.Http();
   ASSERT_EQ(ev.size(), 2u);
-  EXPECT_FALSE(Contains(ev[0], "ntlmssp"));  // NEGOTIATE / CHALLENGE: message only
+  // NEGOTIATE: message only; the CHALLENGE's server names under their own key.
+  EXPECT_FALSE(Contains(ev[0], "\"ntlmssp\""));
+  EXPECT_TRUE(Contains(ev[0],
+                       "\"ntlmssp_challenge\":{\"target_name\":\"CORP\","
+                       "\"server_nb_computer_name\":\"MAIL01\"}"))
+      << ev[0];
+  EXPECT_FALSE(Contains(ev[1], "ntlmssp_challenge"));
   EXPECT_EQ(f.sink.messages[0], "HTTP GET mail/ews 401 - 0 NTLM NEGOTIATE NTLM CHALLENGE CORP");
   EXPECT_TRUE(Contains(ev[1],
                        "\"ntlmssp\":{\"domain\":\"CORP\",\"user\":\"appadmin\",\"host\":"

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -179,6 +180,165 @@ TEST(Ntlmssp, RealChallenge) {
   EXPECT_TRUE(m.has_version);
   EXPECT_EQ(m.version_build, 6001);
   EXPECT_EQ(Text(m), "NTLM CHALLENGE CONTOSO");
+  // TargetInfo: NbDomain, NbComputer, DnsDomain, DnsComputer, DnsTree, Timestamp, EOL.
+  EXPECT_TRUE(m.has_target_info);
+  EXPECT_FALSE(m.target_info_truncated);
+  EXPECT_EQ(m.nb_domain_name.view(), "CONTOSO");
+  EXPECT_EQ(m.nb_computer_name.view(), "SERVER002");
+  EXPECT_EQ(m.dns_domain_name.view(), "contoso.com");
+  EXPECT_EQ(m.dns_computer_name.view(), "SERVER002.contoso.com");
+  EXPECT_EQ(m.dns_tree_name.view(), "contoso.com");
+  EXPECT_EQ(m.server_time, 0x01ccb4542f7bdf58u);
+  EXPECT_EQ(Json(m),
+            R"("target_name":"CONTOSO","server_nb_computer_name":"SERVER002",)"
+            R"("server_nb_domain_name":"CONTOSO",)"
+            R"("server_dns_computer_name":"SERVER002.contoso.com",)"
+            R"("server_dns_domain_name":"contoso.com","server_dns_tree_name":"contoso.com",)"
+            R"("server_time":"2011-12-06T20:18:15.3801560",)"
+            R"("version":"6.0 build 6001 rev 15")");
+}
+
+// Byte-wise append (GCC 12 gives false -Wstringop-overflow warnings on vector range inserts).
+void Append(Bytes& b, const Bytes& x) {
+  for (const uint8_t v : x) b.push_back(v);
+}
+
+// A CHALLENGE: fixed 48 bytes (no Version), target name, then `info` as TargetInfo whose
+// declared length is `info_len` (the real length when 0xffff).
+Bytes Challenge(uint32_t flags, const Bytes& target, const Bytes& info,
+                uint32_t info_len = 0xffff) {
+  Bytes b(48, 0);
+  const char* sig = "NTLMSSP";
+  std::copy(sig, sig + 8, b.begin());
+  b[8] = 2;
+  PutU32(b, 20, flags);
+  PutU16(b, 12, static_cast<uint16_t>(target.size()));
+  PutU16(b, 14, static_cast<uint16_t>(target.size()));
+  PutU32(b, 16, 48);
+  Append(b, target);
+  const uint16_t len = static_cast<uint16_t>(info_len == 0xffff ? info.size() : info_len);
+  PutU16(b, 40, len);
+  PutU16(b, 42, len);
+  PutU32(b, 44, static_cast<uint32_t>(b.size()));
+  Append(b, info);
+  return b;
+}
+
+Bytes AvPair(uint16_t id, const Bytes& value) {
+  Bytes b = {static_cast<uint8_t>(id), static_cast<uint8_t>(id >> 8),
+             static_cast<uint8_t>(value.size()), static_cast<uint8_t>(value.size() >> 8)};
+  Append(b, value);
+  return b;
+}
+
+Bytes Cat(std::initializer_list<Bytes> parts) {
+  Bytes out;
+  for (const Bytes& p : parts) Append(out, p);
+  return out;
+}
+
+// Zeek's ntlm-unterminated-av-sequence.pcap, frame 5 (a DCE-RPC bind_ack auth verifier): the
+// TargetInfo field says 36 bytes at offset 60, the message ends 32 bytes in, before MsvAvEOL.
+// Zeek logs server_nb_computer_name SATURN (and an "AV Pair loop underflow"); Wireshark shows
+// both pairs.
+TEST(Ntlmssp, UnterminatedTargetInfoIsDecodedAndFlagged) {
+  const Bytes msg = {
+      0x4e, 0x54, 0x4c, 0x4d, 0x53, 0x53, 0x50, 0x00, 0x02, 0x00, 0x00, 0x00, 0x0c, 0x00,
+      0x0c, 0x00, 0x30, 0x00, 0x00, 0x00, 0x05, 0x82, 0x89, 0x20, 0xb0, 0x6a, 0x30, 0x6d,
+      0x9f, 0xc9, 0xdb, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x24, 0x00,
+      0x24, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x43, 0x00, 0x4e, 0x00, 0x41, 0x00, 0x4d, 0x00,
+      0x49, 0x00, 0x53, 0x00, 0x02, 0x00, 0x0c, 0x00, 0x43, 0x00, 0x4e, 0x00, 0x41, 0x00,
+      0x4d, 0x00, 0x49, 0x00, 0x53, 0x00, 0x01, 0x00, 0x0c, 0x00, 0x53, 0x00, 0x41, 0x00,
+      0x54, 0x00, 0x55, 0x00, 0x52, 0x00, 0x4e, 0x00,
+  };
+  NtlmsspMessage m;
+  ASSERT_TRUE(ParseNtlmssp(msg, &m));
+  EXPECT_EQ(m.type, NtlmsspType::kChallenge);
+  EXPECT_EQ(m.target_name.view(), "CNAMIS");
+  EXPECT_EQ(m.nb_domain_name.view(), "CNAMIS");
+  EXPECT_EQ(m.nb_computer_name.view(), "SATURN");
+  EXPECT_TRUE(m.target_info_truncated);
+  EXPECT_EQ(Json(m), R"("target_name":"CNAMIS","server_nb_computer_name":"SATURN",)"
+                     R"("server_nb_domain_name":"CNAMIS","target_info_truncated":true)");
+  EXPECT_EQ(Text(m), "NTLM CHALLENGE CNAMIS");
+}
+
+TEST(Ntlmssp, TargetInfoEdgeCases) {
+  NtlmsspMessage m;
+  const Bytes eol = AvPair(0, {});
+  // Terminated list; the values are UTF-16LE even when the message negotiated OEM strings.
+  ASSERT_TRUE(
+      ParseNtlmssp(Challenge(0x2, Bytes{'W', 'G'},
+                             Cat({AvPair(1, Utf16("PC1")), AvPair(5, Utf16("f.test")), eol})),
+                   &m));
+  EXPECT_EQ(m.target_name.view(), "WG");
+  EXPECT_EQ(m.nb_computer_name.view(), "PC1");
+  EXPECT_EQ(m.dns_tree_name.view(), "f.test");
+  EXPECT_FALSE(m.target_info_truncated);
+  // Only EOL (Zeek's ntlm-empty-av-sequence): nothing to log, not truncated.
+  ASSERT_TRUE(ParseNtlmssp(Challenge(kUnicode, Utf16("D"), eol), &m));
+  EXPECT_TRUE(m.has_target_info);
+  EXPECT_FALSE(m.target_info_truncated);
+  EXPECT_EQ(Json(m), R"("target_name":"D")");
+  // No TargetInfo at all.
+  ASSERT_TRUE(ParseNtlmssp(Challenge(kUnicode, Utf16("D"), {}), &m));
+  EXPECT_FALSE(m.has_target_info);
+  EXPECT_FALSE(m.target_info_truncated);
+  // A list without EOL that fills its field exactly.
+  ASSERT_TRUE(ParseNtlmssp(Challenge(kUnicode, Utf16("D"), AvPair(3, Utf16("h.d"))), &m));
+  EXPECT_EQ(m.dns_computer_name.view(), "h.d");
+  EXPECT_TRUE(m.target_info_truncated);
+  // A pair whose length runs past the field (which ends inside the message): cut there.
+  ASSERT_TRUE(
+      ParseNtlmssp(Challenge(kUnicode, Utf16("D"),
+                             Cat({AvPair(2, Utf16("DOM")), AvPair(1, Utf16("PC")), eol}), 14),
+                   &m));
+  EXPECT_EQ(m.nb_domain_name.view(), "DOM");
+  EXPECT_TRUE(m.nb_computer_name.empty());
+  EXPECT_TRUE(m.target_info_truncated);
+  // Field offset past the end, and a half pair header.
+  Bytes b = Challenge(kUnicode, Utf16("D"), Cat({AvPair(2, Utf16("DOM")), eol}));
+  PutU32(b, 44, 0xfffffff0);
+  ASSERT_TRUE(ParseNtlmssp(b, &m));
+  EXPECT_TRUE(m.target_info_truncated);
+  EXPECT_TRUE(m.nb_domain_name.empty());
+  ASSERT_TRUE(ParseNtlmssp(Challenge(kUnicode, Utf16("D"), Bytes{7, 0}), &m));
+  EXPECT_TRUE(m.target_info_truncated);
+  // A timestamp of the wrong size is ignored; unknown ids are skipped.
+  ASSERT_TRUE(ParseNtlmssp(Challenge(kUnicode, Utf16("D"),
+                                     Cat({AvPair(7, Bytes(4, 1)), AvPair(0x99, Bytes(3, 1)),
+                                          AvPair(4, Utf16("d")), eol})),
+                           &m));
+  EXPECT_EQ(m.server_time, 0u);
+  EXPECT_EQ(m.dns_domain_name.view(), "d");
+  EXPECT_FALSE(m.target_info_truncated);
+  // Long names are cut and flagged like the other strings.
+  std::string long_name(200, 'n');
+  ASSERT_TRUE(
+      ParseNtlmssp(Challenge(kUnicode, Utf16("D"),
+                             Cat({AvPair(1, Utf16(long_name)), AvPair(3, Utf16(long_name)), eol})),
+                   &m));
+  EXPECT_EQ(m.nb_computer_name.len, 64);
+  EXPECT_TRUE(m.nb_computer_name.truncated);
+  EXPECT_EQ(m.dns_computer_name.len, 128);
+  EXPECT_TRUE(m.dns_computer_name.truncated);
+}
+
+TEST(Ntlmssp, FiletimeText) {
+  char out[kFiletimeTextLen + 1];
+  EXPECT_EQ(FormatFiletime(0, out), kFiletimeTextLen);
+  EXPECT_STREQ(out, "1601-01-01T00:00:00.0000000");
+  EXPECT_EQ(FormatFiletime(116444736000000000ull, out), kFiletimeTextLen);
+  EXPECT_STREQ(out, "1970-01-01T00:00:00.0000000");
+  EXPECT_EQ(FormatFiletime(0x01ccb4542f7bdf58ull, out), kFiletimeTextLen);
+  EXPECT_STREQ(out, "2011-12-06T20:18:15.3801560");
+  // 2000-02-29 (a leap day of a century year divisible by 400) and the last moment of 9999.
+  EXPECT_EQ(FormatFiletime(125962560000000001ull, out), kFiletimeTextLen);
+  EXPECT_STREQ(out, "2000-02-29T00:00:00.0000001");
+  EXPECT_EQ(FormatFiletime(2650467743999999999ull, out), kFiletimeTextLen);
+  EXPECT_STREQ(out, "9999-12-31T23:59:59.9999999");
+  EXPECT_EQ(FormatFiletime(2650467744000000000ull, out), 0u);
+  EXPECT_EQ(FormatFiletime(~0ull, out), 0u);
 }
 
 // smb2-ntlmssp-order: the capture was edited to swap the user and host offsets, so the user
@@ -307,6 +467,16 @@ TEST(Ntlmssp, TruncatedAtEveryLength) {
     for (size_t n = 0; n < full.size(); ++n) accepted += ParseNtlmssp(full.first(n), &m);
     if (c.blob == &kOrderNegotiateBlob) {
       EXPECT_EQ(accepted, full.size() - 16);  // no payloads: parses from 16 bytes on
+    } else if (c.blob == &kOrderChallengeBlob) {
+      // The TargetInfo (offset 70) is decoded as far as it goes; the target name must be whole.
+      EXPECT_EQ(accepted, full.size() - 70);
+      ASSERT_TRUE(ParseNtlmssp(full.first(full.size() - 1), &m));  // EOL cut
+      EXPECT_TRUE(m.target_info_truncated);
+      EXPECT_EQ(m.server_time, 0x01ccb4542f7bdf58u);
+      ASSERT_TRUE(ParseNtlmssp(full.first(full.size() - 5), &m));  // and the timestamp's last byte
+      EXPECT_TRUE(m.target_info_truncated);
+      EXPECT_EQ(m.dns_tree_name.view(), "contoso.com");
+      EXPECT_EQ(m.server_time, 0u);
     } else {
       EXPECT_EQ(accepted, 0u);  // a payload runs past the end
     }

@@ -54,6 +54,7 @@ Bytes Nbss(const Bytes& payload) {
   return b;
 }
 
+constexpr uint64_t kFiletime2017 = 131570589990000000ull;  // 2017-12-06T18:36:39Z
 constexpr uint64_t kSession = 0x0000400000000011ull;
 constexpr uint32_t kTree = 5;
 
@@ -172,6 +173,59 @@ Bytes NtlmAuth(const std::string& domain, const std::string& user, const std::st
   return b;
 }
 
+// NTLMSSP NEGOTIATE (no names, no version) and a CHALLENGE whose TargetInfo names the server.
+Bytes NtlmNegotiate() {
+  Bytes b = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
+  Put32(b, 1);
+  Put32(b, 0x00000001);
+  PutZeros(b, 16);
+  return b;
+}
+Bytes NtlmChallenge(const std::string& target, const std::string& nb_computer,
+                    const std::string& dns_computer) {
+  const Bytes t = Utf16(target);
+  Bytes info;
+  auto pair = [&info](uint16_t id, const Bytes& v) {
+    Put16(info, id);
+    Put16(info, static_cast<uint16_t>(v.size()));
+    Append(info, v);
+  };
+  pair(2, t);
+  pair(1, Utf16(nb_computer));
+  pair(3, Utf16(dns_computer));
+  Bytes ts;
+  Put64(ts, kFiletime2017 + 1234567);  // 2017-12-06T18:36:39.1234567
+  pair(7, ts);
+  pair(0, {});
+  Bytes b = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
+  Put32(b, 2);
+  Put16(b, static_cast<uint16_t>(t.size()));
+  Put16(b, static_cast<uint16_t>(t.size()));
+  Put32(b, 48);
+  Put32(b, 0x00800001);  // unicode, target info
+  PutZeros(b, 16);       // server challenge, reserved
+  Put16(b, static_cast<uint16_t>(info.size()));
+  Put16(b, static_cast<uint16_t>(info.size()));
+  Put32(b, static_cast<uint32_t>(48 + t.size()));
+  Append(b, t);
+  Append(b, info);
+  return b;
+}
+// DER element with a short or one-byte long length.
+Bytes Der(uint8_t tag, const Bytes& content) {
+  Bytes b = {tag};
+  if (content.size() >= 128) Put8(b, 0x81);
+  Put8(b, static_cast<uint8_t>(content.size()));
+  Append(b, content);
+  return b;
+}
+// SPNEGO negTokenResp { negState accept-incomplete, responseToken }.
+Bytes SpnegoResp(const Bytes& token) {
+  Bytes seq = Der(0xa0, Bytes{0x0a, 0x01, 0x01});
+  Append(seq, Der(0xa2, Der(0x04, token)));
+  return Der(0xa1, Der(0x30, seq));
+}
+
 Bytes SessionSetupReq(uint64_t id, const Bytes& blob) {
   Bytes body;
   Put16(body, 25);
@@ -197,12 +251,13 @@ Bytes ErrorBody() {
   PutZeros(b, 7);
   return b;
 }
-Bytes SessionSetupResp(uint64_t id, uint32_t status) {
+Bytes SessionSetupResp(uint64_t id, uint32_t status, const Bytes& blob = {}) {
   Bytes body;
   Put16(body, 9);
   Put16(body, 0);
   Put16(body, 72);
-  Put16(body, 0);
+  Put16(body, static_cast<uint16_t>(blob.size()));
+  Append(body, blob);
   return SimpleResp(1, id, status, body, 0);
 }
 
@@ -249,7 +304,6 @@ Bytes CreateReq(uint64_t id, const std::string& name, uint32_t options = 0, uint
   if (n.empty()) Put8(body, 0);
   return Smb2({.cmd = 5, .msg_id = id, .flags = flags}, body);
 }
-constexpr uint64_t kFiletime2017 = 131570589990000000ull;  // 2017-12-06T18:36:39Z
 Bytes CreateResp(uint64_t id, const uint8_t* fid, uint64_t size) {
   Bytes body;
   Put16(body, 89);
@@ -640,7 +694,15 @@ TEST(Smb2, NegotiateSessionTreeCreateReadWriteClose) {
                     "\"fuid\":\"00000049-0000-0000-0001-0000ffffffff\""),
             std::string::npos)
       << cr;
+  EXPECT_NE(cr.find("\"times\":{\"created\":\"2017-12-06T18:36:39.0000000\","
+                    "\"accessed\":\"2017-12-06T18:36:39.0000000\","
+                    "\"modified\":\"2017-12-06T18:36:39.0000000\","
+                    "\"changed\":\"2017-12-06T18:36:39.0000000\"}"),
+            std::string::npos)
+      << cr;
   EXPECT_NE(cr.find("\"session_id\":70368744177681,\"tree_id\":5"), std::string::npos) << cr;
+  // The session setup of an AUTHENTICATE has no challenge.
+  EXPECT_EQ(ss.find("ntlmssp_challenge"), std::string::npos) << ss;
 
   // One event per file and direction, at close, with the data size in the message.
   const std::string rd = Find(sink, "SMB2_COMMAND_READ");
@@ -657,6 +719,73 @@ TEST(Smb2, NegotiateSessionTreeCreateReadWriteClose) {
   EXPECT_EQ(sink.CountContaining("SMB2_COMMAND_CLOSE"), 1u);
   // READ/WRITE requests and responses make no event of their own.
   EXPECT_EQ(CountType(sink, "smb"), 8u);
+}
+
+// The NEGOTIATE/CHALLENGE round of an SMB2 session setup: the server's names from the
+// CHALLENGE go to smb.ntlmssp_challenge (smb.ntlmssp stays Suricata's AUTHENTICATE-only object).
+TEST(Smb2, SessionSetupChallengeNames) {
+  std::vector<Step> v;
+  v.push_back(C(NegotiateReq(0)));
+  v.push_back(S(NegotiateResp(0, 0x0311)));
+  v.push_back(C(SessionSetupReq(1, NtlmNegotiate())));
+  v.push_back(S(SessionSetupResp(1, 0xC0000016,
+                                 SpnegoResp(NtlmChallenge("CORP", "FS01", "fs01.corp.test")))));
+  v.push_back(C(SessionSetupReq(2, NtlmAuth("CORP", "appadmin", "AVMGMT01"))));
+  v.push_back(S(SessionSetupResp(2, 0)));
+  CollectSink sink;
+  Replay(v, sink);
+  EXPECT_FALSE(sink.unbalanced);
+  const std::string chal = Find(sink, "STATUS_MORE_PROCESSING_REQUIRED");
+  EXPECT_NE(chal.find("\"ntlmssp_challenge\":{\"target_name\":\"CORP\","
+                      "\"server_nb_computer_name\":\"FS01\",\"server_nb_domain_name\":\"CORP\","
+                      "\"server_dns_computer_name\":\"fs01.corp.test\","
+                      "\"server_time\":\"2017-12-06T18:36:39.1234567\"}"),
+            std::string::npos)
+      << chal;
+  EXPECT_EQ(chal.find("\"ntlmssp\":"), std::string::npos) << chal;
+  const std::string auth = Find(sink, "\"user\":\"appadmin\"");
+  EXPECT_NE(auth.find("\"ntlmssp\":{\"domain\":\"CORP\""), std::string::npos) << auth;
+  EXPECT_EQ(auth.find("ntlmssp_challenge"), std::string::npos) << auth;
+  // A raw (not SPNEGO-wrapped) CHALLENGE and an error response without a blob.
+  v[3] = S(SessionSetupResp(1, 0xC0000016, NtlmChallenge("W", "PC", "pc.w")));
+  v[5] = S(SessionSetupResp(2, 0xC000006D, ErrorBody()));
+  CollectSink sink2;
+  Replay(v, sink2);
+  EXPECT_EQ(sink2.CountContaining("\"server_nb_computer_name\":\"PC\""), 1u);
+  EXPECT_EQ(sink2.CountContaining("ntlmssp_challenge"), 1u);
+}
+
+// CREATE response times below one second: the integers stay Suricata's whole seconds, smb.times
+// has the 100 ns FILETIME values.
+TEST(Smb2, CreateTimesKeepSubSecondPrecision) {
+  std::vector<Step> v = Conversation();
+  Step s = S(CreateResp(3, kFid, 1092));
+  size_t at = 4 + 64 + 8;  // NBSS header, SMB2 header, CREATE response fields before the times
+  for (const uint64_t ft : {kFiletime2017 + 9393330, kFiletime2017 + 9513320, kFiletime2017 + 1,
+                            kFiletime2017 + 9999999}) {
+    for (int k = 0; k < 8; ++k) s.bytes[at++] = static_cast<uint8_t>(ft >> (8 * k));
+  }
+  v[7] = s;
+  CollectSink sink;
+  Replay(v, sink);
+  const std::string cr = Find(sink, "SMB2_COMMAND_CREATE");
+  EXPECT_NE(cr.find("\"created\":1512585399,\"accessed\":1512585399,\"modified\":1512585399,"
+                    "\"changed\":1512585399"),
+            std::string::npos)
+      << cr;
+  EXPECT_NE(cr.find("\"times\":{\"created\":\"2017-12-06T18:36:39.9393330\","
+                    "\"accessed\":\"2017-12-06T18:36:39.9513320\","
+                    "\"modified\":\"2017-12-06T18:36:39.0000001\","
+                    "\"changed\":\"2017-12-06T18:36:39.9999999\"}"),
+            std::string::npos)
+      << cr;
+  // A failed CREATE has no times.
+  v[7] = S(SimpleResp(5, 3, 0xC0000034, ErrorBody()));
+  CollectSink failed;
+  Replay(v, failed);
+  const std::string fc = Find(failed, "SMB2_COMMAND_CREATE");
+  EXPECT_NE(fc.find("\"created\":0"), std::string::npos) << fc;
+  EXPECT_EQ(fc.find("\"times\""), std::string::npos) << fc;
 }
 
 TEST(Smb2, NamedPipeDcerpcAndAsync) {
@@ -973,6 +1102,9 @@ std::vector<Step> Smb1Conversation() {
   Bytes trb;
   for (char c : std::string("IPC")) trb.push_back(c);
   trb.push_back(0);
+  // NativeFileSystem, UTF-16 aligned to the SMB header: "IPC\0" ends at an odd offset.
+  if ((tr_off + 1 + trw.size() + 2 + trb.size()) % 2) trb.push_back(0);
+  Append(trb, Utf16z("NTFS"));
   Put8(resp, static_cast<uint8_t>(trw.size() / 2));
   Append(resp, trw);
   Put16(resp, static_cast<uint16_t>(trb.size()));
@@ -1096,7 +1228,7 @@ TEST(Smb1, NegotiateAndxChainCreateTransPipe) {
   EXPECT_NE(ss.find("\"session_id\":2048"), std::string::npos) << ss;
   const std::string tc = Find(sink, "SMB1_COMMAND_TREE_CONNECT_ANDX");
   EXPECT_NE(tc.find("\"named_pipe\":\"\\\\\\\\SRV\\\\IPC$\",\"service\":{\"request\":\"?????\","
-                    "\"response\":\"IPC\"}"),
+                    "\"response\":\"IPC\"},\"native_file_system\":\"NTFS\""),
             std::string::npos)
       << tc;
   EXPECT_NE(tc.find("\"tree_id\":7"), std::string::npos) << tc;
@@ -1112,6 +1244,40 @@ TEST(Smb1, NegotiateAndxChainCreateTransPipe) {
   EXPECT_EQ(sink.CountContaining("SMB1_COMMAND_CLOSE\",\"status\":\"STATUS_SUCCESS\""), 1u);
   EXPECT_EQ(sink.CountContaining("SMB1_COMMAND_LOGOFF_ANDX\",\"status\":\"STATUS_SUCCESS\""), 1u);
   EXPECT_EQ(CountType(sink, "smb"), 7u);
+}
+
+// SMB1 extended security: the NEGOTIATE/CHALLENGE round (the response's blob is raw NTLMSSP).
+TEST(Smb1, SessionSetupChallengeNames) {
+  std::vector<Step> v = Smb1Conversation();
+  const Bytes neg = NtlmNegotiate();
+  Bytes ssw;
+  Put16(ssw, 4356);
+  Put16(ssw, 50);
+  Put16(ssw, 0);
+  Put32(ssw, 0);
+  Put16(ssw, static_cast<uint16_t>(neg.size()));
+  Put32(ssw, 0);
+  Put32(ssw, 0x800000D4);
+  const Bytes chal = NtlmChallenge("WORKGROUP", "SRV", "srv.example");
+  Bytes srw;
+  Put16(srw, 0);
+  Put16(srw, static_cast<uint16_t>(chal.size()));
+  const std::vector<Step> round = {
+      C(Smb1({.cmd = 0x73, .mid = 2}, AndxWords(0xFF, 0, ssw), neg)),
+      S(Smb1({.cmd = 0x73, .reply = true, .uid = 0x800, .mid = 2, .status = 0xC0000016},
+             AndxWords(0xFF, 0, srw), chal))};
+  v.insert(v.begin() + 2, round.begin(), round.end());
+  CollectSink sink;
+  Replay(v, sink);
+  EXPECT_FALSE(sink.unbalanced);
+  const std::string ss = Find(sink, "STATUS_MORE_PROCESSING_REQUIRED");
+  EXPECT_NE(ss.find("\"ntlmssp_challenge\":{\"target_name\":\"WORKGROUP\","
+                    "\"server_nb_computer_name\":\"SRV\",\"server_nb_domain_name\":"
+                    "\"WORKGROUP\",\"server_dns_computer_name\":\"srv.example\""),
+            std::string::npos)
+      << ss;
+  EXPECT_EQ(sink.CountContaining("ntlmssp_challenge"), 1u);
+  EXPECT_EQ(sink.CountContaining("\"user\":\"bob\""), 1u);
 }
 
 TEST(Smb1, EveryByteSplitGivesTheSameEvents) {

@@ -566,6 +566,21 @@ TEST(TlsTest, SessionResumed) {
   EXPECT_EQ(sink.events.size(), 1u);
 }
 
+// TLS 1.3 always echoes the client's session id (RFC 8446 4.1.3): that is not a resumption.
+TEST(TlsTest, Tls13SessionIdEchoIsNotResumption) {
+  const Bytes sid(32, 0x5c);
+  CollectSink sink;
+  TlsParser p;
+  p.OnData(Direction::kToServer,
+           Records(22, ClientHello(0x0303, {0x1301}, {SniExt("a.example")}, sid)), sink);
+  p.OnData(Direction::kToClient,
+           Records(22, ServerHello(0x0303, 0x1301, {Ext(43, {0x03, 0x04})}, sid)), sink);
+  ASSERT_EQ(sink.events.size(), 1u);
+  EXPECT_NE(sink.events[0].find(R"("version":"TLS 1.3")"), std::string::npos) << sink.events[0];
+  EXPECT_EQ(sink.events[0].find(R"("session_resumed")"), std::string::npos) << sink.events[0];
+  EXPECT_EQ(sink.messages[0].find(" resumed"), std::string::npos);
+}
+
 // A server without a certificate (anonymous or PSK suites): logged at ServerHelloDone.
 TEST(TlsTest, NoCertificateLoggedAtServerHelloDone) {
   CollectSink sink;

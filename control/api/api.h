@@ -1,0 +1,54 @@
+// vigil-control's REST/JSON API: status, breaches, search, models, metrics. The same handlers
+// serve the HTTP server (control/api/http_server.h) and `vigilctl --data-dir` on a stopped store.
+//
+// Thread: one Api per thread; it reads through its own read-only store connection.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "control/api/http_server.h"
+#include "control/model/model.h"
+#include "control/store/store.h"
+
+namespace vigil::ctl::api {
+
+// "2017-10-20T18:43:22Z", "2017-10-20T18:43:22.5+0000", "2017-10-20" (UTC) or Unix seconds.
+std::optional<int64_t> ParseTimeArg(const std::string& s);
+// "60d", "24h", "30m", "45s" (a positive integer and a unit).
+std::optional<int64_t> ParseDurationArg(const std::string& s);
+// Packet-time nanoseconds as "2017-10-20T18:43:22.992213Z".
+std::string FormatTime(int64_t ns);
+
+nlohmann::json BreachJson(const store::Breach& b, store::Store* events);
+
+class Api {
+ public:
+  // `store`: a read-only connection owned by the caller. `models`: may be null (no /models).
+  // `status`: live counters of the running control (null for a stopped store).
+  Api(store::Store* store, const model::ModelSet* models,
+      std::function<nlohmann::json()> status = nullptr,
+      std::function<std::string()> metrics = nullptr);
+
+  Response Handle(const Request& req);
+
+  // The handlers, also called by vigilctl --data-dir.
+  Response Status();
+  Response Breaches(const std::string& model, const std::string& since, const std::string& limit);
+  Response Breach(int64_t id);
+  Response Search(const std::string& q, const std::string& from, const std::string& to,
+                  const std::string& last, const std::string& limit, const std::string& count_by);
+  Response Models();
+  Response Metrics();
+
+ private:
+  store::Store* store_;
+  const model::ModelSet* models_;
+  std::function<nlohmann::json()> status_;
+  std::function<std::string()> metrics_;
+};
+
+}  // namespace vigil::ctl::api

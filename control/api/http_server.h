@@ -1,0 +1,63 @@
+// A small HTTP/1.1 server for vigil-control's API: loopback TCP and a Unix socket, one request per
+// connection (Connection: close), GET and POST with bodies up to a bound.
+//
+// Thread: Serve() runs on its own thread and calls the handler there, one request at a time; Stop()
+// from any thread. No TLS: it listens on loopback and a 0660 Unix socket only (RELIABILITY.md 7).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace vigil::ctl::api {
+
+struct Request {
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // without the query string, percent-decoded
+  std::map<std::string, std::string> query;    // percent-decoded parameters
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+// Parses one request from `raw` (the bytes received so far). Returns 1 when complete (fills *req),
+// 0 when more bytes are needed, -1 (with *error) when malformed or over the limits.
+int ParseRequest(const std::string& raw, Request* req, std::string* error);
+std::string PercentDecode(const std::string& s, bool plus_is_space);
+const char* StatusText(int status);
+
+class HttpServer {
+ public:
+  HttpServer() = default;
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // "127.0.0.1:8642" (port 0: any free port, see tcp_port()) and/or a Unix socket path ("" for
+  // none). Returns "" or an error.
+  std::string Listen(const std::string& tcp_address, const std::string& unix_path);
+  // Serves until Stop(). Call on the server's thread.
+  void Serve(const Handler& handler);
+  void Stop();
+  int tcp_port() const { return tcp_port_; }
+
+ private:
+  void HandleConnection(int fd, const Handler& handler);
+
+  int tcp_fd_ = -1;
+  int unix_fd_ = -1;
+  int tcp_port_ = 0;
+  int wake_[2] = {-1, -1};  // self-pipe: Stop() wakes poll()
+  std::string unix_path_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace vigil::ctl::api

@@ -1,0 +1,154 @@
+#include "control/app/control_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace vigil::ctl {
+
+std::string ControlConfigError::ToString() const {
+  std::string s = file;
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  s += ": ";
+  if (!field.empty()) s += field + ": ";
+  return s + message;
+}
+
+namespace {
+
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) { config_.source_file = file_; }
+
+  ControlConfigResult Load(const std::string& yaml) {
+    ControlConfigResult r;
+    try {
+      const YAML::Node root = YAML::Load(yaml);
+      if (root.IsNull()) {
+        // An empty file is all defaults.
+      } else if (!root.IsMap()) {
+        Error(root, "", "expected a map of settings");
+      } else {
+        Root(root);
+      }
+    } catch (const YAML::Exception& e) {
+      errors_.push_back({file_, e.mark.line + 1, e.mark.column + 1, "", e.msg});
+    }
+    if (errors_.empty()) r.config = config_;
+    r.errors = std::move(errors_);
+    return r;
+  }
+
+ private:
+  using Setter = std::function<void(const YAML::Node&, const std::string&)>;
+
+  void Error(const YAML::Node& n, const std::string& field, const std::string& msg) {
+    const YAML::Mark m = n.Mark();
+    errors_.push_back(
+        {file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0, field, msg});
+  }
+
+  void Map(const YAML::Node& node, const std::string& path,
+           const std::map<std::string, Setter>& keys) {
+    if (!node.IsMap()) {
+      Error(node, path, "expected a map");
+      return;
+    }
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      const std::string field = path.empty() ? key : path + "." + key;
+      auto it = keys.find(key);
+      if (it == keys.end()) {
+        std::string known;
+        for (const auto& [k, v] : keys) known += (known.empty() ? "" : ", ") + k;
+        Error(kv.first, field, "unknown key (expected one of: " + known + ")");
+        continue;
+      }
+      it->second(kv.second, field);
+    }
+  }
+
+  Setter Str(std::string* out, bool allow_empty) {
+    return [this, out, allow_empty](const YAML::Node& n, const std::string& f) {
+      if (!n.IsScalar() && !(allow_empty && n.IsNull())) {
+        Error(n, f, "expected a string");
+        return;
+      }
+      const std::string v = n.IsNull() ? "" : n.Scalar();
+      if (v.empty() && !allow_empty) {
+        Error(n, f, "must not be empty");
+        return;
+      }
+      *out = v;
+    };
+  }
+
+  template <typename T>
+  Setter Uint(T* out, uint64_t lo, uint64_t hi) {
+    return [this, out, lo, hi](const YAML::Node& n, const std::string& f) {
+      const std::string s = n.IsScalar() ? n.Scalar() : "";
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+      if (s.empty() || s[0] == '-' || *end != '\0') {
+        Error(n, f, "expected an unsigned integer, got " + (s.empty() ? "a non-scalar" : s));
+      } else if (v < lo || v > hi) {
+        Error(n, f, "must be in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + s);
+      } else {
+        *out = static_cast<T>(v);
+      }
+    };
+  }
+
+  void Root(const YAML::Node& root) {
+    ControlConfig& c = config_;
+    Map(root, "",
+        {
+            {"data_dir", Str(&c.data_dir, false)},
+            {"event_socket", Str(&c.event_socket, false)},
+            {"models_dir", Str(&c.models_dir, false)},
+            {"api",
+             [&](const YAML::Node& n, const std::string& f) {
+               Map(n, f,
+                   {{"listen", Str(&c.api_listen, true)}, {"socket", Str(&c.api_socket, true)}});
+             }},
+            {"retention",
+             [&](const YAML::Node& n, const std::string& f) {
+               Map(n, f,
+                   {{"days", Uint(&c.retention_days, 1, 36500)},
+                    {"max_mb", Uint(&c.retention_max_mb, 0, uint64_t{1} << 40)}});
+             }},
+        });
+    if (!c.api_listen.empty() && c.api_listen.rfind("127.", 0) != 0 &&
+        c.api_listen.rfind("localhost:", 0) != 0) {
+      Error(root["api"]["listen"], "api.listen",
+            "must be a loopback address (remote access needs a token and TLS, not built yet)");
+    }
+  }
+
+  std::string file_;
+  ControlConfig config_;
+  std::vector<ControlConfigError> errors_;
+};
+
+}  // namespace
+
+ControlConfigResult LoadControlConfigString(const std::string& yaml, const std::string& name) {
+  return Loader(name).Load(yaml);
+}
+
+ControlConfigResult LoadControlConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    ControlConfigResult r;
+    r.errors.push_back({path, 0, 0, "", "cannot read the file"});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Loader(path).Load(ss.str());
+}
+
+}  // namespace vigil::ctl

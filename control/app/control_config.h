@@ -1,0 +1,43 @@
+// vigil-control's configuration (config/control.yaml), loaded with yaml-cpp and validated before
+// anything starts: every error names file, line, column and dotted field; all errors are listed.
+//
+// Thread: start-up only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vigil::ctl {
+
+struct ControlConfig {
+  std::string source_file;
+  std::string data_dir = "/var/lib/vigil";              // the store (vigil.db) and its WAL
+  std::string event_socket = "/run/vigil/events.sock";  // dataplanes connect here
+  std::string models_dir = "rules/models";
+  std::string api_listen = "127.0.0.1:8642";       // "" turns the TCP listener off
+  std::string api_socket = "/run/vigil/api.sock";  // "" turns the Unix socket off
+  uint32_t retention_days = 60;
+  uint64_t retention_max_mb = 0;  // 0: no size cap
+};
+
+struct ControlConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string field;
+  std::string message;
+  std::string ToString() const;
+};
+
+struct ControlConfigResult {
+  std::optional<ControlConfig> config;
+  std::vector<ControlConfigError> errors;
+};
+
+ControlConfigResult LoadControlConfigFile(const std::string& path);
+ControlConfigResult LoadControlConfigString(const std::string& yaml,
+                                            const std::string& name = "<string>");
+
+}  // namespace vigil::ctl

@@ -1,0 +1,305 @@
+// vigil-control: receives the dataplanes' events over the event channel, stores them, runs every
+// detection model over them, records breaches, and serves the API.
+//
+//   vigil-control --config FILE [--data-dir DIR] [--event-socket PATH] [--api-socket PATH]
+//                 [--api-listen HOST:PORT] [--models-dir DIR] [--check]
+//
+// Threads: the main thread owns the store's writer connection, the channel server and the model
+// engine (events are stored, then evaluated, then acknowledged, in that order); one API thread
+// serves HTTP through its own read-only store connection. SIGTERM/SIGINT stop it cleanly.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control/api/api.h"
+#include "control/api/http_server.h"
+#include "control/app/control_config.h"
+#include "control/channel/channel_server.h"
+#include "control/model/model.h"
+#include "control/query/query.h"
+#include "control/store/store.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+
+int Usage(const std::string& why) {
+  if (!why.empty()) std::fprintf(stderr, "vigil-control: %s\n", why.c_str());
+  std::fprintf(stderr,
+               "usage: vigil-control --config FILE [--data-dir DIR] [--event-socket PATH] "
+               "[--api-socket PATH] [--api-listen HOST:PORT] [--models-dir DIR] [--check]\n");
+  return 2;
+}
+
+// Live counters the API thread reads.
+struct Live {
+  std::atomic<uint64_t> events_received{0}, events_stored{0}, duplicates{0}, unparsable{0};
+  std::atomic<uint64_t> breaches{0}, store_errors{0}, batches{0};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+void MakeParent(const std::string& path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace vigil::ctl;
+  std::string config_path, data_dir, event_socket, api_socket, api_listen, models_dir;
+  bool check = false, api_socket_set = false, api_listen_set = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    bool ok = true;
+    if (a == "--config") {
+      ok = value(&config_path);
+    } else if (a == "--data-dir") {
+      ok = value(&data_dir);
+    } else if (a == "--event-socket") {
+      ok = value(&event_socket);
+    } else if (a == "--api-socket") {
+      ok = value(&api_socket);
+      api_socket_set = true;
+    } else if (a == "--api-listen") {
+      ok = value(&api_listen);
+      api_listen_set = true;
+    } else if (a == "--models-dir") {
+      ok = value(&models_dir);
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "-h" || a == "--help") {
+      return Usage("");
+    } else {
+      return Usage("unknown argument " + a);
+    }
+    if (!ok) return Usage(a + " needs a value");
+  }
+  if (config_path.empty()) return Usage("--config is required");
+  const ControlConfigResult loaded = LoadControlConfigFile(config_path);
+  for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+  if (!loaded.config) return 1;
+  ControlConfig cfg = *loaded.config;
+  if (!data_dir.empty()) cfg.data_dir = data_dir;
+  if (!event_socket.empty()) cfg.event_socket = event_socket;
+  if (api_socket_set) cfg.api_socket = api_socket;
+  if (api_listen_set) cfg.api_listen = api_listen;
+  if (!models_dir.empty()) cfg.models_dir = models_dir;
+
+  std::vector<model::LoadError> model_errors;
+  const auto models = model::ModelSet::LoadDir(cfg.models_dir, &model_errors);
+  for (const auto& e : model_errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+  if (!models) return 1;
+  if (check) {
+    std::printf("config ok: %s; %zu models from %s\n", config_path.c_str(), models->models().size(),
+                cfg.models_dir.c_str());
+    return 0;
+  }
+
+  std::string err;
+  store::Options so;
+  so.dir = cfg.data_dir;
+  so.retention_days = static_cast<int>(cfg.retention_days);
+  so.max_bytes = cfg.retention_max_mb << 20;
+  auto store = store::Store::Open(so, &err);
+  if (!store) {
+    std::fprintf(stderr, "vigil-control: store: %s\n", err.c_str());
+    return 1;
+  }
+  model::Engine engine(*models);
+  if (!engine.prefilter_error().empty()) {
+    std::fprintf(stderr, "vigil-control: model prefilter off: %s\n",
+                 engine.prefilter_error().c_str());
+  }
+  Live live;
+
+  // Store, then evaluate, then acknowledge (the server acks when this returns true): an event is
+  // acknowledged only once it is durable and every model has seen it.
+  auto commit = [&](std::string_view sensor, std::span<const channel::Record> records) -> bool {
+    std::vector<store::EventIn> batch;
+    batch.reserve(records.size());
+    for (const channel::Record& r : records) {
+      batch.push_back({std::string(sensor), r.seq, std::string(r.payload)});
+    }
+    live.events_received += records.size();
+    std::vector<int64_t> ids;
+    std::string e;
+    if (!store->InsertEvents(batch, &ids, &e)) {
+      ++live.store_errors;
+      std::fprintf(stderr, "vigil-control: store: %s\n", e.c_str());
+      return false;
+    }
+    ++live.batches;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (i >= ids.size() || ids[i] == 0) {
+        ++live.duplicates;
+        continue;
+      }
+      ++live.events_stored;
+      const nlohmann::json ev = nlohmann::json::parse(batch[i].json, nullptr, false);
+      if (ev.is_discarded() || !ev.is_object()) {
+        ++live.unparsable;
+        continue;
+      }
+      int64_t ts = 0;
+      if (auto t = ev.find("timestamp"); t != ev.end() && t->is_string()) {
+        ts = store::ParseEveTimestamp(t->get<std::string>()).value_or(0);
+      }
+      for (const model::Firing& f : engine.OnEvent(ev, ids[i], ts)) {
+        store::Breach b;
+        b.model = f.model;
+        b.priority = f.priority;
+        b.device = f.device;
+        b.ts_ns = f.ts_ns;
+        b.score = f.score;
+        b.component = f.component;
+        b.filter = f.filter;
+        b.details_json = f.details.dump();
+        // The breach's event log: what made it fire, then the same flows' other events in the
+        // window.
+        for (int64_t id : f.trigger_event_ids) b.events.push_back({id, true});
+        for (const store::StoredEvent& other :
+             store->EventsOfFlows(f.flow_ids, f.window_from_ns, f.window_to_ns)) {
+          bool seen = false;
+          for (const auto& ref : b.events) seen |= ref.event_id == other.id;
+          if (!seen) b.events.push_back({other.id, false});
+        }
+        const int64_t id = store->InsertBreach(b, &e);
+        if (id <= 0) {
+          ++live.store_errors;
+          std::fprintf(stderr, "vigil-control: breach not stored: %s\n", e.c_str());
+          return false;
+        }
+        ++live.breaches;
+        std::fprintf(stderr, "vigil-control: breach #%lld %s device %s score %.0f (%zu events)\n",
+                     static_cast<long long>(id), b.model.c_str(), b.device.c_str(), b.score,
+                     b.events.size());
+      }
+    }
+    return true;
+  };
+  channel::ServerOptions co;
+  co.socket_path = cfg.event_socket;
+  MakeParent(cfg.event_socket);
+  channel::ChannelServer server(co, commit,
+                                [&](std::string_view s) { return store->LastSeq(std::string(s)); });
+  err = server.Listen();
+  if (!err.empty()) {
+    std::fprintf(stderr, "vigil-control: event_socket: %s\n", err.c_str());
+    return 1;
+  }
+
+  // The API thread, with its own read-only connection.
+  store::Options ro = so;
+  ro.read_only = true;
+  auto reader = store::Store::Open(ro, &err);
+  if (!reader) {
+    std::fprintf(stderr, "vigil-control: store reader: %s\n", err.c_str());
+    return 1;
+  }
+  api::HttpServer http;
+  if (!cfg.api_socket.empty()) MakeParent(cfg.api_socket);
+  err = http.Listen(cfg.api_listen, cfg.api_socket);
+  if (!err.empty()) {
+    std::fprintf(stderr, "vigil-control: %s\n", err.c_str());
+    return 1;
+  }
+  // The main thread snapshots its counters; the API thread only reads the snapshot.
+  std::mutex snapshot_mu;
+  nlohmann::json snapshot;
+  auto take_snapshot = [&]() {
+    const auto& s = server.stats();
+    const model::Engine::Stats m = engine.stats();
+    return nlohmann::json{{"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(
+                                           std::chrono::steady_clock::now() - live.started)
+                                           .count()},
+                          {"events_received", live.events_received.load()},
+                          {"events_stored", live.events_stored.load()},
+                          {"duplicates", live.duplicates.load()},
+                          {"unparsable", live.unparsable.load()},
+                          {"breaches", live.breaches.load()},
+                          {"store_errors", live.store_errors.load()},
+                          {"channel",
+                           {{"connections", s.active},
+                            {"sensors", s.sensors},
+                            {"records", s.records},
+                            {"bad_frames", s.bad_frames},
+                            {"gaps", s.gaps}}},
+                          {"models",
+                           {{"events", m.events},
+                            {"evaluated", m.evaluated},
+                            {"prefiltered_out", m.prefiltered_out},
+                            {"firings", m.firings},
+                            {"throttled", m.throttled}}}};
+  };
+  auto status = [&]() {
+    std::lock_guard<std::mutex> lock(snapshot_mu);
+    return snapshot;
+  };
+  auto metrics = [&]() {
+    std::string o;
+    auto counter = [&](const char* name, const char* help, uint64_t v) {
+      o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+    };
+    counter("vigil_control_events_received_total", "Events received from dataplanes.",
+            live.events_received.load());
+    counter("vigil_control_events_stored_total", "Events stored.", live.events_stored.load());
+    counter("vigil_control_events_duplicate_total", "Resent events skipped.",
+            live.duplicates.load());
+    counter("vigil_control_breaches_total", "Breaches recorded.", live.breaches.load());
+    counter("vigil_control_store_errors_total", "Store failures.", live.store_errors.load());
+    return o;
+  };
+  {
+    nlohmann::json first = take_snapshot();
+    std::lock_guard<std::mutex> lock(snapshot_mu);
+    snapshot = std::move(first);
+  }
+  api::Api api(reader.get(), &*models, status, metrics);
+  std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
+
+  signal(SIGTERM, OnSignal);
+  signal(SIGINT, OnSignal);
+  std::fprintf(stderr, "vigil-control: %zu models, store %s, events on %s, API on %s%s%s\n",
+               models->models().size(), cfg.data_dir.c_str(), cfg.event_socket.c_str(),
+               cfg.api_listen.c_str(), cfg.api_socket.empty() ? "" : " and ",
+               cfg.api_socket.c_str());
+  auto last_retention = std::chrono::steady_clock::now();
+  while (!g_stop.load()) {
+    server.Poll(200);
+    {
+      nlohmann::json next = take_snapshot();
+      std::lock_guard<std::mutex> lock(snapshot_mu);
+      snapshot = std::move(next);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_retention > std::chrono::minutes(10)) {
+      store->ApplyRetention(store->GetStats().newest_ts_ns);
+      last_retention = now;
+    }
+  }
+  server.Close();
+  http.Stop();
+  api_thread.join();
+  std::fprintf(stderr, "vigil-control: stopped: %llu events stored, %llu breaches\n",
+               static_cast<unsigned long long>(live.events_stored.load()),
+               static_cast<unsigned long long>(live.breaches.load()));
+  return 0;
+}

@@ -1,0 +1,232 @@
+// vigilctl: the command-line client of vigil-control.
+//
+//   vigilctl [--socket PATH | --api HOST:PORT | --data-dir DIR] [--json] COMMAND ...
+//     status
+//     breaches [--model M] [--since T] [--limit N]
+//     breach ID
+//     search QUERY [--from T --to T | --last 60d] [--count-by day|hour|FIELD] [--limit N]
+//     models
+//
+// Talks to a running control over its API (Unix socket by default), or with --data-dir reads a
+// stopped (or running) store directly, read-only. --json prints the API's JSON unchanged.
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "control/api/api.h"
+#include "control/cli/http_client.h"
+#include "control/model/model.h"
+#include "control/store/store.h"
+
+namespace {
+
+using nlohmann::json;
+using vigil::ctl::api::Response;
+
+int Usage(const char* why) {
+  if (why != nullptr) std::fprintf(stderr, "vigilctl: %s\n", why);
+  std::fprintf(stderr,
+               "usage: vigilctl [--socket PATH | --api HOST:PORT | --data-dir DIR] [--json] "
+               "[--models-dir DIR] COMMAND\n"
+               "  status\n"
+               "  breaches [--model M] [--since T] [--limit N]\n"
+               "  breach ID\n"
+               "  search QUERY [--from T --to T | --last 60d] [--count-by day|hour|FIELD] "
+               "[--limit N]\n"
+               "  models\n"
+               "T: 2017-10-20T18:43:22Z, 2017-10-20 or Unix seconds (packet time, UTC)\n");
+  return 2;
+}
+
+std::string Str(const json& j, const char* k) {
+  auto it = j.find(k);
+  if (it == j.end() || it->is_null()) return "";
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+void PrintHuman(const std::string& command, const json& j) {
+  if (j.contains("error")) {
+    std::printf("error: %s", Str(j, "error").c_str());
+    if (j.contains("column")) std::printf(" (column %s)", Str(j, "column").c_str());
+    std::printf("\n");
+    return;
+  }
+  if (command == "status") {
+    const json& s = j["store"];
+    std::printf("store: %s events, %s breaches, %s bytes, %s .. %s\n", Str(s, "events").c_str(),
+                Str(s, "breaches").c_str(), Str(s, "bytes").c_str(), Str(s, "oldest").c_str(),
+                Str(s, "newest").c_str());
+    for (const json& x : j["sensors"]) {
+      std::printf("sensor %s: last seq %s\n", Str(x, "sensor").c_str(), Str(x, "last_seq").c_str());
+    }
+    if (j.contains("models")) std::printf("models: %s\n", Str(j, "models").c_str());
+    std::printf("control: %s\n",
+                j.value("running", false) ? "running" : "not running (store only)");
+    if (j.contains("control")) std::printf("%s\n", j["control"].dump(2).c_str());
+  } else if (command == "breaches") {
+    for (const json& b : j["breaches"]) {
+      std::printf("#%-5s %s  %-15s score %5.1f  %s%s\n", Str(b, "id").c_str(),
+                  Str(b, "time").c_str(), Str(b, "device").c_str(), b.value("score", 0.0),
+                  Str(b, "model").c_str(),
+                  b.value("acknowledged", false) ? "  (acknowledged)" : "");
+    }
+    std::printf("%zu breach(es)\n", j["breaches"].size());
+  } else if (command == "breach") {
+    std::printf("breach #%s: %s\n  device %s at %s, score %.1f, priority %s\n  filter: %s\n",
+                Str(j, "id").c_str(), Str(j, "model").c_str(), Str(j, "device").c_str(),
+                Str(j, "time").c_str(), j.value("score", 0.0), Str(j, "priority").c_str(),
+                Str(j, "filter").c_str());
+    std::printf("  event log (%zu):\n", j["event_log"].size());
+    for (const json& e : j["event_log"]) {
+      std::printf("  %s %s %-7s %s\n", e.value("trigger", false) ? "*" : " ",
+                  Str(e, "time").c_str(), Str(e, "event_type").c_str(), Str(e, "message").c_str());
+    }
+  } else if (command == "search") {
+    if (j.contains("counts")) {
+      for (const json& c : j["counts"]) {
+        std::printf("%-30s %s\n", Str(c, "key").c_str(), Str(c, "count").c_str());
+      }
+      return;
+    }
+    for (const json& e : j["events"]) {
+      const json& ev = e["event"];
+      std::printf("%s %-7s %s -> %s  %s\n", Str(ev, "timestamp").c_str(),
+                  Str(ev, "event_type").c_str(), Str(ev, "src_ip").c_str(),
+                  Str(ev, "dest_ip").c_str(), Str(ev, "message").c_str());
+    }
+    std::printf("%zu of %s event(s) matching %s\n", j["events"].size(), Str(j, "total").c_str(),
+                Str(j, "query").c_str());
+  } else if (command == "models") {
+    for (const json& m : j["models"]) {
+      std::printf("%-50s priority %s\n", Str(m, "name").c_str(), Str(m, "priority").c_str());
+    }
+  } else {
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket = "/run/vigil/api.sock", api_addr, data_dir, models_dir = "rules/models";
+  bool as_json = false;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> opts;
+  static const char* kValued[] = {"--model", "--since", "--limit",   "--from",
+                                  "--to",    "--last",  "--count-by"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    if (a == "--json") {
+      as_json = true;
+    } else if (a == "--socket" || a == "--api" || a == "--data-dir" || a == "--models-dir") {
+      const char* v = value();
+      if (v == nullptr) return Usage((a + " needs a value").c_str());
+      (a == "--socket"     ? socket
+       : a == "--api"      ? api_addr
+       : a == "--data-dir" ? data_dir
+                           : models_dir) = v;
+    } else if (a == "-h" || a == "--help") {
+      return Usage(nullptr);
+    } else if (a.rfind("--", 0) == 0) {
+      bool known = false;
+      for (const char* k : kValued) known |= a == k;
+      if (!known) return Usage(("unknown option " + a).c_str());
+      const char* v = value();
+      if (v == nullptr) return Usage((a + " needs a value").c_str());
+      opts[a.substr(2)] = v;
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) return Usage("no command");
+  const std::string command = args[0];
+  auto opt = [&](const char* k) { return opts.count(k) ? opts[k] : std::string(); };
+  int status = 0;
+  std::string body;
+  if (!data_dir.empty()) {
+    // A stopped (or running) store, read-only, through the same handlers as the API.
+    std::string err;
+    vigil::ctl::store::Options o;
+    o.dir = data_dir;
+    o.read_only = true;
+    auto store = vigil::ctl::store::Store::Open(o, &err);
+    if (!store) {
+      std::fprintf(stderr, "vigilctl: %s\n", err.c_str());
+      return 1;
+    }
+    std::optional<vigil::ctl::model::ModelSet> models;
+    if (command == "models") {
+      std::vector<vigil::ctl::model::LoadError> errors;
+      models = vigil::ctl::model::ModelSet::LoadDir(models_dir, &errors);
+      if (!models) {
+        for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+        return 1;
+      }
+    }
+    vigil::ctl::api::Api api(store.get(), models ? &*models : nullptr);
+    Response r;
+    if (command == "status") {
+      r = api.Status();
+    } else if (command == "breaches") {
+      r = api.Breaches(opt("model"), opt("since"), opt("limit"));
+    } else if (command == "breach") {
+      if (args.size() != 2) return Usage("breach needs an ID");
+      r = api.Breach(std::atoll(args[1].c_str()));
+    } else if (command == "search") {
+      if (args.size() != 2) return Usage("search needs one QUERY argument (quote it)");
+      r = api.Search(args[1], opt("from"), opt("to"), opt("last"), opt("limit"), opt("count-by"));
+    } else if (command == "models") {
+      r = api.Models();
+    } else {
+      return Usage(("unknown command " + command).c_str());
+    }
+    status = r.status;
+    body = r.body;
+  } else {
+    using vigil::ctl::cli::UrlEncode;
+    std::string target;
+    if (command == "status") {
+      target = "/api/v1/status";
+    } else if (command == "breaches") {
+      target = "/api/v1/breaches?model=" + UrlEncode(opt("model")) +
+               "&since=" + UrlEncode(opt("since")) + "&limit=" + UrlEncode(opt("limit"));
+    } else if (command == "breach") {
+      if (args.size() != 2) return Usage("breach needs an ID");
+      target = "/api/v1/breaches/" + UrlEncode(args[1]);
+    } else if (command == "search") {
+      if (args.size() != 2) return Usage("search needs one QUERY argument (quote it)");
+      target = "/api/v1/search?q=" + UrlEncode(args[1]) + "&from=" + UrlEncode(opt("from")) +
+               "&to=" + UrlEncode(opt("to")) + "&last=" + UrlEncode(opt("last")) +
+               "&limit=" + UrlEncode(opt("limit")) + "&count_by=" + UrlEncode(opt("count-by"));
+    } else if (command == "models") {
+      target = "/api/v1/models";
+    } else {
+      return Usage(("unknown command " + command).c_str());
+    }
+    vigil::ctl::cli::HttpResult res;
+    const std::string err =
+        vigil::ctl::cli::HttpRequest(api_addr.empty() ? socket : api_addr, "GET", target, "", &res);
+    if (!err.empty()) {
+      std::fprintf(stderr, "vigilctl: %s (is vigil-control running? --data-dir reads a store)\n",
+                   err.c_str());
+      return 1;
+    }
+    status = res.status;
+    body = res.body;
+  }
+  if (as_json) {
+    std::printf("%s\n", body.c_str());
+  } else {
+    const json j = json::parse(body, nullptr, false);
+    if (j.is_discarded()) {
+      std::printf("%s\n", body.c_str());
+    } else {
+      PrintHuman(command, j);
+    }
+  }
+  return status >= 200 && status < 300 ? 0 : 1;
+}

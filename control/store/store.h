@@ -1,0 +1,169 @@
+// The control plane's embedded store: events, their full-text index, sensors' sequence numbers
+// and breaches, in one SQLite database `<dir>/vigil.db` in WAL mode.
+//
+// Durability: event batches commit with synchronous=NORMAL (a process crash loses nothing
+// committed; a power loss may lose the last commits since the previous checkpoint, which the
+// dataplane's journal resends because (sensor, seq) dedup makes replays harmless); breaches and
+// acknowledgements commit with synchronous=FULL (durable when the call returns).
+//
+// Search: a time-bounded SQL scan narrowed by the query's FTS5 prefilter (a necessary condition)
+// and its required literal fragments, then the exact query::Query::Matches on each candidate;
+// results are therefore exactly the events Matches accepts.
+//
+// Thread rules: a Store is used by one thread at a time (the control main loop owns the writer).
+// Other threads or processes (API, `vigilctl --data-dir`) open their own Store with
+// `read_only = true`; WAL lets any number of them read while the writer writes. Only one writer
+// may have a directory open (an flock on `<dir>/vigil.lock`); a second one fails with an error.
+// Calls block on disk I/O; Search/Count/ApplyRetention may take seconds on large stores.
+// Errors are values: no call throws.
+#ifndef VIGIL_CONTROL_STORE_STORE_H_
+#define VIGIL_CONTROL_STORE_STORE_H_
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "control/query/query.h"
+
+namespace vigil::ctl::store {
+
+struct Options {
+  std::string dir;          // created (mode 0750) when missing, unless read_only
+  int retention_days = 60;  // ApplyRetention deletes events (and breaches) older than this
+  uint64_t max_bytes = 0;   // 0: no cap; else ApplyRetention deletes oldest events until under
+  bool read_only = false;   // reader of a running or stopped store: never writes, never locks
+};
+
+struct EventIn {
+  std::string sensor;
+  uint64_t seq = 0;  // per sensor, from 1, increasing
+  std::string json;  // one EVE object
+};
+
+struct StoredEvent {
+  int64_t id = 0;  // never reused (AUTOINCREMENT), so breach references stay unambiguous
+  std::string sensor;
+  uint64_t seq = 0;
+  int64_t ts_ns = 0;  // packet time from `timestamp`; 0 when absent or unparsable
+  std::string event_type;
+  uint64_t flow_id = 0;
+  std::string message;
+  std::string json;
+};
+
+struct SearchOptions {
+  int64_t from_ns = std::numeric_limits<int64_t>::min();  // inclusive
+  int64_t to_ns = std::numeric_limits<int64_t>::max();    // inclusive
+  size_t limit = 100;  // Search: events returned; Count by field: values returned
+  bool newest_first = true;
+};
+
+enum class CountBy { kDay, kHour, kField };
+
+struct BreachEventRef {
+  int64_t event_id = 0;
+  bool trigger = false;  // made the model fire (else: same flow, in the window)
+};
+
+struct Breach {
+  int64_t id = 0;
+  std::string model;
+  int priority = 0;
+  std::string device;
+  int64_t ts_ns = 0;
+  double score = 0;
+  int component = 0;
+  std::string filter;
+  std::string details_json;
+  std::vector<BreachEventRef> events;
+  bool acknowledged = false;
+  std::string comment;
+};
+
+class Store {
+ public:
+  // Opens (creating when missing, unless read_only) `o.dir/vigil.db`. Returns nullptr and sets
+  // *error (naming the path) when the directory or database cannot be opened, is not a vigil
+  // store, has a newer schema, or another writer holds it.
+  static std::unique_ptr<Store> Open(const Options& o, std::string* error);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // One transaction. Events whose (sensor, seq) is not above LastSeq(sensor) are skipped (dedup,
+  // id 0); so are events whose JSON does not parse as an object (id 0, counted in
+  // Stats::rejected, their seq still consumed so a resend cannot loop). Returns the ids assigned
+  // (one per input) or false with *error, in which case nothing of the batch is stored.
+  bool InsertEvents(std::span<const EventIn> batch, std::vector<int64_t>* ids, std::string* error);
+  uint64_t LastSeq(const std::string& sensor);
+  std::vector<std::pair<std::string, uint64_t>> Sensors();  // (name, last_seq), by name
+
+  // Events matching `q` with from_ns <= ts_ns <= to_ns, newest (or oldest) first, at most
+  // o.limit of them; *total (when non-null) = all matching events in the range.
+  std::vector<StoredEvent> Search(const query::Query& q, const SearchOptions& o, uint64_t* total,
+                                  std::string* error = nullptr);
+  // Matching events counted per UTC day ("2017-10-20"), hour ("2017-10-20T18") or per value of
+  // the dotted EVE path `field` (strings as is, numbers and booleans as JSON, each element of an
+  // array; events without the field are not counted). Time buckets are chronological and
+  // complete (o.limit does not apply); field values are by count, descending, at most o.limit.
+  std::vector<std::pair<std::string, uint64_t>> Count(const query::Query& q, const SearchOptions& o,
+                                                      CountBy by, const std::string& field = "",
+                                                      std::string* error = nullptr);
+  // Every event of these flows with from_ns <= ts_ns <= to_ns, oldest first.
+  std::vector<StoredEvent> EventsOfFlows(std::span<const uint64_t> flow_ids, int64_t from_ns,
+                                         int64_t to_ns);
+  std::optional<StoredEvent> Event(int64_t id);
+
+  // Synchronous commit: durable when it returns a non-zero id. Returns 0 with *error on failure.
+  int64_t InsertBreach(const Breach& b, std::string* error);
+  // Newest first; `model` empty = every model; ts_ns >= since_ns.
+  std::vector<Breach> Breaches(const std::string& model, int64_t since_ns, size_t limit);
+  std::optional<Breach> GetBreach(int64_t id);
+  // Marks acknowledged and sets the comment (synchronous commit). False when no such breach.
+  bool AcknowledgeBreach(int64_t id, const std::string& comment, std::string* error);
+
+  // Deletes events and breaches older than retention_days before `now_ns` (0: the newest stored
+  // event's packet time, so replayed old captures are not wiped by the wall clock), then, when
+  // max_bytes is set, the oldest events until the database's used pages fit, and returns freed
+  // pages to the file system (incremental vacuum). Returns the events deleted.
+  uint64_t ApplyRetention(int64_t now_ns);
+
+  struct Stats {
+    uint64_t events = 0, breaches = 0;
+    uint64_t bytes = 0;       // database file + WAL on disk
+    uint64_t used_bytes = 0;  // pages in use (what max_bytes caps)
+    uint64_t rejected = 0;    // unparsable events skipped by this process
+    int64_t oldest_ts_ns = 0, newest_ts_ns = 0;
+  };
+  Stats GetStats();
+
+  // PRAGMA quick_check plus the FTS5 index's own integrity check. True when both pass.
+  bool CheckIntegrity(std::string* error);
+
+  // The query that failed last (Search/Count/EventsOfFlows/...); empty when the last call worked.
+  const std::string& last_error() const;
+
+  struct Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  bool EnsureIndexText(std::string* error);
+  int64_t DeleteEvents(const char* select, int64_t arg, int64_t limit);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Packet time of an EVE `timestamp` ("2017-10-20T18:43:22.992213+0000", also "Z" or "+00:00",
+// with 0..9 fraction digits). nullopt when malformed.
+std::optional<int64_t> ParseEveTimestamp(std::string_view ts);
+// "2017-10-20" / "2017-10-20T18" (UTC) of a packet time.
+std::string DayKey(int64_t ts_ns);
+std::string HourKey(int64_t ts_ns);
+
+}  // namespace vigil::ctl::store
+
+#endif  // VIGIL_CONTROL_STORE_STORE_H_
