@@ -3,7 +3,8 @@
 # through the appliance), runs vigil-dataplane as the bridge between them, sends real traffic
 # across it (ping, IPv6 ping, a TCP transfer, HTTP), then shows what vigil saw: its counters and
 # the EVE events (protocol events and flow records). Finally replays a capture (the AT-scheduled-task lateral movement from
-# ../shared/data, when present) through the same pipeline.
+# ../shared/data, when present) through the same pipeline, and 14 days of generated lateral movement
+# through the dataplane and vigil-control: the breach, its event log and two searches.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -79,4 +80,18 @@ if [ -f ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap ]; then
   cmp -s <(tshark -r ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap -o frame.generate_md5_hash:TRUE -T fields -e frame.md5_hash 2>/dev/null) \
          <(tshark -r "$out/replay-out.pcap" -o frame.generate_md5_hash:TRUE -T fields -e frame.md5_hash 2>/dev/null) && echo "  output pcap: every frame identical to the input (MD5 per frame)"
 fi
+say "control plane: 14 days of lateral movement (generated capture) through dataplane and vigil-control"
+/usr/bin/python3 tests/gen/lateral.py --days 14 "$out/lateral.pcap"
+scripts/replay.sh --data-dir "$out/store" "$out/lateral.pcap" | sed -n 1,3p
+ctl() { build/control/vigilctl --data-dir "$out/store" "$@"; }
+echo; echo "\$ vigilctl breaches --model 'Device / AT Service Scheduled Task' --limit 3"
+ctl breaches --model "Device / AT Service Scheduled Task" --limit 3
+first=$(ctl --json breaches --model "Device / AT Service Scheduled Task" --limit 100 |
+  python3 -c "import json,sys; print(min(b['id'] for b in json.load(sys.stdin)['breaches']))")
+echo; echo "\$ vigilctl breach $first"
+ctl breach "$first"
+echo; echo "\$ vigilctl search '*.JOB AND SMB' --limit 3"
+ctl search '*.JOB AND SMB' --limit 3
+echo; echo "\$ vigilctl search 'AV.job AND SMB' --last 60d --count-by day"
+ctl search 'AV.job AND SMB' --last 60d --count-by day
 say "done: outputs in $out"
