@@ -828,12 +828,20 @@ TEST(Channel, KillDashNineOfControlLosesNothingAndDuplicatesNothing) {
   uint64_t submitted = 0;
   uint64_t in_flight = 0;
   const auto t0 = Clock::now();
-  while (submitted < kN) {
+  // On a fast machine the whole stream can be submitted before the first ACK arrives: keep
+  // polling (bounded in time) until the three kills have happened, so that the test never depends
+  // on the race.
+  while (submitted < kN || (kills < 3 && Clock::now() - t0 < std::chrono::seconds(60))) {
     for (int i = 0; i < 200 && submitted < kN; ++i) client->Submit(Payload(++submitted, 300));
     client->Poll();
-    // Kill once the acks pass a mark while events are in flight (sent, not yet acknowledged).
+    // Kill once the acks pass a mark while events are in flight (sent, not yet acknowledged), or,
+    // once everything is submitted, as soon as the acks pass the mark.
     const auto& k = client->counters();
-    if (kills < 3 && k.acked_seq >= kill_at[kills] && k.sent > k.acked_seq + 200) {
+    if (submitted == kN && kills < 3 && k.acked_seq < kill_at[kills]) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (kills < 3 && k.acked_seq >= kill_at[kills] &&
+        (k.sent > k.acked_seq + 200 || submitted == kN)) {
       in_flight += k.sent - k.resent - k.acked_seq;
       ::kill(child, SIGKILL);
       int st = 0;
