@@ -341,7 +341,10 @@ void Worker::Housekeeping(uint64_t tsc) noexcept {
     // packet time that passed (the whole table per packet-second, as live), not to wall time, so
     // idle flows end (and free their sessions and parsers) as they would have on the wire.
     const uint64_t dt = std::min<uint64_t>(now_ns_ - last_expire_ns_, 1'000'000'000ull);
-    budget += uint64_t{flows_.capacity()} * dt / 1'000'000'000ull;
+    // Bounded per tick: a capture that jumps days ahead catches up over several ticks instead of
+    // scanning the whole table at every one.
+    budget += std::min<uint64_t>(uint64_t{flows_.capacity()} * dt / 1'000'000'000ull,
+                                 uint64_t{expire_budget_} * 16);
   }
   last_expire_ns_ = now_ns_;
   flows_.ExpireSome(now_ns_, static_cast<uint32_t>(std::min<uint64_t>(budget, flows_.capacity())),
