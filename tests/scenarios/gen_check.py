@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Generated captures check: builds every capture of tests/gen (the issue 4 lateral-movement
-scenario and each model's positive and negative capture), replays each through
-BUILD_DIR/dataplane/vigil-dataplane and checks that vigil's events show the intended behaviour,
-and that tshark decodes each capture without malformed packets or expert warnings
-(docs/control-parts/generators.md).
+scenario and each model's positive and negative capture), replays each through the whole
+appliance with scripts/replay.sh (dataplane, event channel, vigil-control and its models, using
+BUILD_DIR), and checks that vigil's events show the intended behaviour, that each case's models
+breach on its positive capture and not on its negative, and that tshark decodes each capture
+without malformed packets or expert warnings (docs/control.md, "Generated test captures").
 
 usage: python3 tests/scenarios/gen_check.py BUILD_DIR [--days N] [--keep DIR] [--only NAME]...
                                                       [--jobs N] [--verbose]
@@ -65,39 +66,37 @@ def reexec_with_scapy():
 # Replay
 
 
-def replay(build, pcap, workdir, n):
-    """Runs the capture through vigil-dataplane in its own directory and EAL file prefix (so
-    that replays can run in parallel). Returns (events, error)."""
-    import suricata_verify as sv
+def replay(build, pcap, workdir):
+    """Runs the capture through the whole appliance with scripts/replay.sh (vigil-control on a
+    store of its own, the dataplane sending its events over the event channel), then reads the
+    EVE file the dataplane wrote and the breaches with vigilctl. Returns (events, breaches,
+    error)."""
+    store = os.path.join(workdir, "store")
+    shutil.rmtree(store, ignore_errors=True)  # a --keep directory from an earlier run
     os.makedirs(workdir, exist_ok=True)
-    cfg = os.path.join(workdir, "vigil.yaml")
-    with open(cfg, "w") as f:
-        f.write(sv.REPLAY_CONFIG.format(prefix=f"vigil-gen-{os.getpid()}-{n}"))
-    eve = os.path.join(workdir, "eve.json")
-    for stale in (eve, os.path.join(workdir, "out.pcap")):  # the dataplane appends
-        if os.path.exists(stale):
-            os.remove(stale)
-    args = [os.path.join(build, "dataplane", "vigil-dataplane"), "--config", cfg, "--pcap-in",
-            pcap, "--pcap-out", os.path.join(workdir, "out.pcap"), "--eve", eve]
-    for attempt in range(5):
-        try:
-            run = subprocess.run(args, capture_output=True, text=True, timeout=300)
-            break
-        except PermissionError:  # the binary is being relinked by a concurrent build
-            time.sleep(2)
-        except subprocess.TimeoutExpired:
-            return [], "vigil-dataplane did not finish in 300 s"
-    else:
-        return [], f"cannot run {args[0]}"
+    env = dict(os.environ, VIGIL_BUILD=build)
+    try:
+        run = subprocess.run([os.path.join(ROOT, "scripts", "replay.sh"), "--data-dir", store,
+                              "--models-dir", MODELS_DIR, pcap],
+                             capture_output=True, text=True, timeout=300, env=env)
+    except subprocess.TimeoutExpired:
+        return [], [], "scripts/replay.sh did not finish in 300 s"
     if run.returncode != 0:
-        tail = run.stderr.strip().splitlines()[-3:]
-        return [], f"vigil-dataplane exit {run.returncode}: {' | '.join(tail)}"
+        tail = (run.stderr.strip() or run.stdout.strip()).splitlines()[-3:]
+        return [], [], f"scripts/replay.sh exit {run.returncode}: {' | '.join(tail)}"
+    if not re.search(r" 0 lost", run.stdout):
+        return [], [], f"events lost on the way to control: {run.stdout.strip()[:200]}"
     events = []
-    with open(eve, encoding="utf-8") as f:
+    with open(os.path.join(store, "run", "eve.json"), encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 events.append(json.loads(line))
-    return events, None
+    ctl = subprocess.run([os.path.join(build, "control", "vigilctl"), "--data-dir", store,
+                          "--models-dir", MODELS_DIR, "--json", "breaches", "--limit", "10000"],
+                         capture_output=True, text=True, timeout=60)
+    if ctl.returncode != 0:
+        return events, [], f"vigilctl breaches exit {ctl.returncode}: {ctl.stderr.strip()[:200]}"
+    return events, json.loads(ctl.stdout)["breaches"], None
 
 
 def tshark_problems(pcap):
@@ -195,6 +194,28 @@ def lateral_checks(events, info, problems):
         problems.append(f"AV.job reads on {days_seen}, want {info['dates']}")
 
 
+def breach_checks(breaches, names, positive, problems):
+    """The case's models breach on its positive capture and stay silent on its negative."""
+    fired = collections.Counter(b["model"] for b in breaches)
+    for name in names:
+        if positive and not fired[name]:
+            others = ", ".join(sorted(fired)) or "none"
+            problems.append(f"model {name!r} did not breach (breaches: {others})")
+        if not positive and fired[name]:
+            b = next(x for x in breaches if x["model"] == name)
+            problems.append(f"model {name!r} breached on the negative: device {b['device']}, "
+                            f"{b['event_count']} events")
+
+
+def lateral_breaches(breaches, info, problems):
+    at = [b for b in breaches if b["model"] == "Device / AT Service Scheduled Task"]
+    days = sorted({b["time"][:10] for b in at})
+    if days != sorted(info["dates"]) or len(at) != len(info["dates"]) or \
+            any(b["device"] != "10.0.0.9" for b in at):
+        problems.append(f"AT model: {len(at)} breaches on days {days}, devices "
+                        f"{sorted({b['device'] for b in at})}; want one a day for 10.0.0.9")
+
+
 def shipped_models():
     """Model names from rules/models/*.yaml (`name:` lines), with their files."""
     out = []
@@ -209,6 +230,15 @@ def shipped_models():
                 if m:
                     out.append((m.group(1), fn))
                     break
+    return out
+
+
+def full_names(case, shipped):
+    """The shipped model names a case is for (`models` holds full names or the part after
+    "Category / ")."""
+    out = []
+    for m in case.models:
+        out += [n for n, _ in shipped if m.lower() in (n.lower(), n.split(" / ", 1)[-1].lower())]
     return out
 
 
@@ -254,6 +284,7 @@ def main():
     # (name, build() -> pcap path, checker(events, problems)); captures are built inside the
     # worker threads so that generation overlaps the replays of earlier captures.
     jobs = []
+    shipped = shipped_models()
     if wanted("lateral", "lateral"):
         path = os.path.join(tmp, "lateral.pcap")
         info = {}
@@ -261,17 +292,26 @@ def main():
         def build_lateral(path=path, info=info):
             info.update(lateral.build(path, days=args.days))
             return path
-        jobs.append(("lateral", build_lateral,
-                     lambda ev, pr, info=info: lateral_checks(ev, info, pr)))
+
+        def lateral_check(ev, br, pr, info=info):
+            lateral_checks(ev, info, pr)
+            lateral_breaches(br, info, pr)
+        jobs.append(("lateral", build_lateral, lateral_check))
     for case in models.CASES:
         if not (wanted(f"{case.key}-pos", case.key) or wanted(f"{case.key}-neg", case.key)):
             continue
 
-        def neg_check(ev, pr, c=case):
+        names = full_names(case, shipped)
+
+        def pos_check(ev, br, pr, c=case, names=names):
+            check_expect(ev, c.expect, pr)
+            breach_checks(br, names, True, pr)
+
+        def neg_check(ev, br, pr, c=case, names=names):
             check_absent(ev, c.absent, pr)
             check_expect(ev, c.neg_expect, pr, "benign")
-        jobs.append((f"{case.key}-pos", lambda c=case: models.build(c, tmp, "pos"),
-                     lambda ev, pr, c=case: check_expect(ev, c.expect, pr)))
+            breach_checks(br, names, False, pr)
+        jobs.append((f"{case.key}-pos", lambda c=case: models.build(c, tmp, "pos"), pos_check))
         jobs.append((f"{case.key}-neg", lambda c=case: models.build(c, tmp, "neg"), neg_check))
     gen_lock = threading.Lock()  # scapy building is not thread-safe
     gen_time = [0.0]  # CPU seconds spent generating
@@ -285,20 +325,20 @@ def main():
                 pcap = build()
                 gen_time[0] += time.process_time() - t
         except Exception as e:  # a generator bug is this capture's failure, not the run's
-            return name, [], [f"generation failed: {type(e).__name__}: {e}"], ""
-        events, error = replay(args.build, pcap, os.path.join(tmp, "run-" + name), i)
+            return name, [], [], [f"generation failed: {type(e).__name__}: {e}"], ""
+        events, breaches, error = replay(args.build, pcap, os.path.join(tmp, "run-" + name))
         if error:
             problems.append(error)
         else:
             check_anomalies(events, problems)
-            checker(events, problems)
+            checker(events, breaches, problems)
         tsh = tshark_problems(pcap)
         note = ""
         if tsh is None:
             note = " (tshark absent: decode not checked)"
         elif tsh:
             problems.append(f"tshark flags {len(tsh)} packets: {tsh[0][:160]}")
-        return name, events, problems, note
+        return name, events, breaches, problems, note
 
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -306,10 +346,13 @@ def main():
             results.append(r)
 
     failed = 0
-    for name, events, problems, note in results:
+    for name, events, breaches, problems, note in results:
         counts = collections.Counter(e.get("event_type") for e in events
                                      if e.get("event_type") != "flow")
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        fired = collections.Counter(b["model"].split(" / ", 1)[-1] for b in breaches)
+        summary += "; breaches: " + (", ".join(f"{k} {v}" for k, v in sorted(fired.items()))
+                                     or "none")
         if problems:
             failed += 1
             print(f"FAIL {name}: {problems[0]}" + (f" (+{len(problems) - 1} more)"
@@ -323,7 +366,7 @@ def main():
     # Every shipped model needs a positive and a negative generator.
     model_failures = 0
     if not args.only:
-        for name, fn in shipped_models():
+        for name, fn in shipped:
             if case_for_model(name, models.CASES) is None:
                 model_failures += 1
                 print(f"FAIL model {name!r} ({fn}): no generator case in tests/gen/models.py")
