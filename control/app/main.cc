@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -52,6 +54,45 @@ void MakeParent(const std::string& path) {
   const auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+}
+
+// Carries the models' frequency windows and throttles over a restart (Engine::Warm): the stored
+// events of the warm-up span before the newest one, in stored order, and each (model, device)'s
+// newest breach. Logs what it did; a store error leaves the engine as far as it got.
+void WarmUp(vigil::ctl::store::Store& store, vigil::ctl::model::Engine& engine) {
+  using namespace vigil::ctl;
+  const auto started = std::chrono::steady_clock::now();
+  const int64_t newest = store.GetStats().newest_ts_ns;
+  if (newest == 0) return;  // an empty store
+  int64_t max_throttle = 0;
+  for (const model::Model& m : engine.models().models()) {
+    max_throttle = std::max(max_throttle, m.throttle_ns);
+  }
+  const auto since = [newest](int64_t span) {
+    return span >= newest ? std::numeric_limits<int64_t>::min() : newest - span;
+  };
+  size_t throttles = 0;
+  for (const store::Store::LastBreach& b : store.LastBreaches(since(max_throttle))) {
+    engine.RestoreThrottle(b.model, b.device, b.ts_ns);
+    ++throttles;
+  }
+  std::string err;
+  const bool ok = store.ForEachEventSince(
+      since(engine.WarmUpSpanNs()),
+      [&](const store::StoredEvent& e) {
+        const nlohmann::json ev = nlohmann::json::parse(e.json, nullptr, false);
+        if (ev.is_object()) engine.Warm(ev, e.id, e.ts_ns);
+        return !g_stop.load();
+      },
+      &err);
+  if (!ok) std::fprintf(stderr, "vigil-control: model warm-up: %s\n", err.c_str());
+  const model::Engine::Stats st = engine.stats();
+  std::fprintf(stderr,
+               "vigil-control: models warmed up with %llu stored events (the last %lld s of packet "
+               "time), %zu throttles restored, in %.2f s\n",
+               static_cast<unsigned long long>(st.warmed),
+               static_cast<long long>(engine.WarmUpSpanNs() / 1000000000), throttles,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
 }  // namespace
@@ -122,15 +163,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vigil-control: store: %s\n", err.c_str());
     return 1;
   }
-  model::Engine engine(*models);
-  if (!engine.prefilter_error().empty()) {
+  auto engine = std::make_unique<model::Engine>(*models);
+  if (!engine->prefilter_error().empty()) {
     std::fprintf(stderr, "vigil-control: model prefilter off: %s\n",
-                 engine.prefilter_error().c_str());
+                 engine->prefilter_error().c_str());
   }
+  WarmUp(*store, *engine);
   Live live;
 
   // Store, then evaluate, then acknowledge (the server acks when this returns true): an event is
-  // acknowledged only once it is durable and every model has seen it.
+  // acknowledged only once it is durable and every model has seen it. The events and the
+  // breaches they cause commit in one transaction, so a crash cannot leave stored events whose
+  // breaches are missing (their resend would be skipped as duplicates and never evaluated).
   auto commit = [&](std::string_view sensor, std::span<const channel::Record> records) -> bool {
     std::vector<store::EventIn> batch;
     batch.reserve(records.size());
@@ -140,28 +184,40 @@ int main(int argc, char** argv) {
     live.events_received += records.size();
     std::vector<int64_t> ids;
     std::string e;
-    if (!store->InsertEvents(batch, &ids, &e)) {
+    bool evaluated = false;
+    // A failed batch is rolled back and resent by the dataplane. The engine may have seen some of
+    // its events: rebuild it from the store so that the resend is not counted twice.
+    auto fail = [&](const char* what) {
+      store->RollbackBatch();
       ++live.store_errors;
-      std::fprintf(stderr, "vigil-control: store: %s\n", e.c_str());
+      std::fprintf(stderr, "vigil-control: %s: %s\n", what, e.c_str());
+      if (evaluated) {
+        engine = std::make_unique<model::Engine>(*models);
+        WarmUp(*store, *engine);
+      }
       return false;
-    }
-    ++live.batches;
+    };
+    if (!store->BeginBatch(&e)) return fail("store");
+    if (!store->InsertEvents(batch, &ids, &e)) return fail("store");
+    uint64_t stored = 0, duplicates = 0, unparsable = 0;
+    std::vector<store::Breach> breaches;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (i >= ids.size() || ids[i] == 0) {
-        ++live.duplicates;
+        ++duplicates;
         continue;
       }
-      ++live.events_stored;
+      ++stored;
       const nlohmann::json ev = nlohmann::json::parse(batch[i].json, nullptr, false);
       if (ev.is_discarded() || !ev.is_object()) {
-        ++live.unparsable;
+        ++unparsable;
         continue;
       }
       int64_t ts = 0;
       if (auto t = ev.find("timestamp"); t != ev.end() && t->is_string()) {
         ts = store::ParseEveTimestamp(t->get<std::string>()).value_or(0);
       }
-      for (const model::Firing& f : engine.OnEvent(ev, ids[i], ts)) {
+      evaluated = true;
+      for (const model::Firing& f : engine->OnEvent(ev, ids[i], ts)) {
         store::Breach b;
         b.model = f.model;
         b.priority = f.priority;
@@ -180,17 +236,21 @@ int main(int argc, char** argv) {
           for (const auto& ref : b.events) seen |= ref.event_id == other.id;
           if (!seen) b.events.push_back({other.id, false});
         }
-        const int64_t id = store->InsertBreach(b, &e);
-        if (id <= 0) {
-          ++live.store_errors;
-          std::fprintf(stderr, "vigil-control: breach not stored: %s\n", e.c_str());
-          return false;
-        }
-        ++live.breaches;
-        std::fprintf(stderr, "vigil-control: breach #%lld %s device %s score %.0f (%zu events)\n",
-                     static_cast<long long>(id), b.model.c_str(), b.device.c_str(), b.score,
-                     b.events.size());
+        b.id = store->InsertBreach(b, &e);
+        if (b.id <= 0) return fail("breach not stored");
+        breaches.push_back(std::move(b));
       }
+    }
+    if (!store->CommitBatch(&e)) return fail("store");
+    ++live.batches;
+    live.events_stored += stored;
+    live.duplicates += duplicates;
+    live.unparsable += unparsable;
+    live.breaches += breaches.size();
+    for (const store::Breach& b : breaches) {
+      std::fprintf(stderr, "vigil-control: breach #%lld %s device %s score %.0f (%zu events)\n",
+                   static_cast<long long>(b.id), b.model.c_str(), b.device.c_str(), b.score,
+                   b.events.size());
     }
     return true;
   };
@@ -225,7 +285,7 @@ int main(int argc, char** argv) {
   nlohmann::json snapshot;
   auto take_snapshot = [&]() {
     const auto& s = server.stats();
-    const model::Engine::Stats m = engine.stats();
+    const model::Engine::Stats m = engine->stats();
     return nlohmann::json{{"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(
                                            std::chrono::steady_clock::now() - live.started)
                                            .count()},

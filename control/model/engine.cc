@@ -74,6 +74,7 @@ struct Engine::Impl {
   uint64_t generation = 0;
   // Throttle: model index and device -> packet time of the last firing that was kept.
   std::unordered_map<std::string, std::pair<size_t, int64_t>> throttle;
+  bool warming = false;  // inside Warm(): firings empty their window but are not returned
 
   ~Impl() {
     if (scratch != nullptr) hs_free_scratch(scratch);
@@ -181,6 +182,55 @@ Engine::Engine(const ModelSet& set, const EngineOptions& options)
 }
 
 Engine::~Engine() = default;
+
+namespace {
+
+std::string ThrottleKey(size_t model, std::string_view device) {
+  std::string k = std::to_string(model);
+  k += '\0';
+  k += device;
+  return k;
+}
+
+}  // namespace
+
+void Engine::Warm(const nlohmann::json& event, int64_t event_id, int64_t ts_ns,
+                  std::string_view index_text) {
+  // The same evaluation (so windows and their emptying on a firing evolve exactly as they did),
+  // without firings and without the evaluation counters of live events.
+  const Stats before = stats_;
+  impl_->warming = true;
+  OnEvent(event, event_id, ts_ns, index_text);  // returns nothing while warming
+  impl_->warming = false;
+  const uint64_t warm_firings = stats_.firings - before.firings;
+  stats_ = before;
+  ++stats_.warmed;
+  stats_.warm_firings += warm_firings;
+}
+
+void Engine::RestoreThrottle(std::string_view model_name, std::string_view device, int64_t ts_ns) {
+  const auto models = set_.models();
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (models[i].name != model_name || models[i].throttle_ns <= 0) continue;
+    auto [it, added] = impl_->throttle.try_emplace(ThrottleKey(i, device), i, ts_ns);
+    if (!added) {
+      it->second.second = std::max(it->second.second, ts_ns);
+    } else if (impl_->throttle.size() > std::max<size_t>(options_.max_throttle_entries, 1)) {
+      impl_->throttle.erase(it);
+      ++stats_.throttle_evicted;
+    }
+    return;
+  }
+}
+
+int64_t Engine::WarmUpSpanNs() const {
+  int64_t span = 0;
+  for (const Model& m : set_.models()) {
+    if (!m.enabled) continue;
+    for (const Component& c : m.components) span = std::max(span, c.frequency.interval_ns);
+  }
+  return span > kMaxDurationNs / 2 ? kMaxDurationNs : 2 * span;
+}
 
 size_t Engine::fragment_count() const { return impl_->fragments.size(); }
 size_t Engine::component_count() const { return impl_->comps.size(); }
@@ -365,10 +415,12 @@ std::vector<Firing> Engine::OnEvent(const nlohmann::json& event, int64_t event_i
     c.lru.erase(g.lru);
     c.groups.erase(git);
 
+    if (im.warming) {  // counted by Warm(); the restored throttle state stands as it is
+      ++stats_.firings;
+      continue;
+    }
     // Throttle per model and device.
-    std::string tkey = std::to_string(c.model);
-    tkey += '\0';
-    tkey += *device;
+    std::string tkey = ThrottleKey(c.model, *device);
     auto tit = im.throttle.find(tkey);
     if (tit != im.throttle.end() && model.throttle_ns > 0 &&
         ts_ns - tit->second.second < model.throttle_ns) {

@@ -30,7 +30,8 @@
 //
 // Thread rules: ModelSet is immutable after loading and may be shared by threads. Engine is not
 // thread-safe: one owner thread (the control main loop) calls OnEvent; it never blocks and does
-// no I/O. To change models, build a new Engine (window and throttle state start empty).
+// no I/O. To change models, build a new Engine (window and throttle state start empty; see
+// Warm() for carrying them over a restart).
 // Limits (EngineOptions): groups and window entries per component, trigger events per firing,
 // throttle entries; evictions are counted in Stats. Loader: files up to kMaxModelFileBytes,
 // frequency count up to kMaxFrequencyCount, durations up to 366 days.
@@ -183,7 +184,22 @@ class Engine {
   std::vector<Firing> OnEvent(const nlohmann::json& event, int64_t event_id, int64_t ts_ns,
                               std::string_view index_text = {});
 
+  // Restart warm-up (control after a restart, models reloaded): the stored events of the last
+  // WarmUpSpanNs() before the newest one, in stored order, through Warm(), and each (model,
+  // device)'s newest breach through RestoreThrottle(), so that frequency windows and throttles
+  // continue where the previous process left them. Warm() evaluates like OnEvent (windows fill
+  // and a firing empties its window) but returns nothing and leaves the throttle table alone.
+  void Warm(const nlohmann::json& event, int64_t event_id, int64_t ts_ns,
+            std::string_view index_text = {});
+  void RestoreThrottle(std::string_view model, std::string_view device, int64_t ts_ns);
+  // Twice the longest frequency interval of the enabled models: a window's content at any time
+  // depends on the events of one interval and, through the emptying on a firing, on the one
+  // before (in practice).
+  int64_t WarmUpSpanNs() const;
+
   struct Stats {
+    uint64_t warmed = 0;            // Warm calls (not counted in the fields below)
+    uint64_t warm_firings = 0;      // firings during warm-up (already breaches, or throttled)
     uint64_t events = 0;            // OnEvent calls
     uint64_t type_skipped = 0;      // component evaluations avoided by event_types
     uint64_t scans = 0;             // Hyperscan scans (events some component wanted)

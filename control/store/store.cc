@@ -267,6 +267,78 @@ bool Store::Impl::Exec(const char* sql) {
   return true;
 }
 
+bool Store::Impl::Begin(const char* name) {
+  return in_batch ? Exec((std::string("SAVEPOINT ") + name).c_str()) : Exec("BEGIN IMMEDIATE");
+}
+
+bool Store::Impl::Commit(const char* name) {
+  return in_batch ? Exec((std::string("RELEASE ") + name).c_str()) : Exec("COMMIT");
+}
+
+void Store::Impl::Rollback(const char* name) {
+  if (in_batch) {
+    const std::string n(name);
+    Exec(("ROLLBACK TO " + n + "; RELEASE " + n).c_str());
+  } else {
+    Exec("ROLLBACK");
+  }
+}
+
+bool Store::Impl::DurableBarrier() {
+  const bool ok = Exec("PRAGMA synchronous=FULL") &&
+                  Exec(
+                      "BEGIN IMMEDIATE; INSERT INTO meta(key, value) VALUES('durable_barrier', "
+                      "'0') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; "
+                      "COMMIT");
+  if (!ok) Exec("ROLLBACK");
+  Exec("PRAGMA synchronous=NORMAL");
+  return ok;
+}
+
+bool Store::BeginBatch(std::string* error) {
+  Impl& m = *impl_;
+  if (m.options.read_only || m.in_batch) {
+    *error = m.path + (m.in_batch ? ": a batch is already open" : ": store is open read-only");
+    return false;
+  }
+  if (!m.Exec("BEGIN IMMEDIATE")) {
+    *error = m.last_error;
+    return false;
+  }
+  m.in_batch = true;
+  m.batch_durable = false;
+  return true;
+}
+
+bool Store::CommitBatch(std::string* error) {
+  Impl& m = *impl_;
+  if (!m.in_batch) {
+    *error = m.path + ": no batch is open";
+    return false;
+  }
+  m.in_batch = false;
+  if (!m.Exec("COMMIT")) {
+    *error = m.last_error;
+    m.Exec("ROLLBACK");
+    m.LoadSensors();
+    return false;
+  }
+  if (m.batch_durable && !m.DurableBarrier()) {
+    // Committed, and durable across a process crash; only a power loss could still lose it.
+    *error = m.last_error;
+    return false;
+  }
+  return true;
+}
+
+void Store::RollbackBatch() {
+  Impl& m = *impl_;
+  if (!m.in_batch) return;
+  m.in_batch = false;
+  m.Exec("ROLLBACK");
+  m.LoadSensors();  // undo the batch's in-memory last_seq updates
+}
+
 bool Store::Impl::LoadSensors() {
   Stmt* s = Prepare("SELECT id, name, last_seq FROM sensors");
   if (!s) return false;
@@ -518,14 +590,14 @@ bool Store::InsertEvents(std::span<const EventIn> batch, std::vector<int64_t>* i
     *error = m.last_error;
     return false;
   }
-  if (!m.Exec("BEGIN IMMEDIATE")) {
+  if (!m.Begin("insert_events")) {
     *error = m.last_error;
     return false;
   }
   auto fail = [&](std::string_view what) {
     *error = m.ErrorText(what);
     m.last_error = *error;
-    m.Exec("ROLLBACK");
+    m.Rollback("insert_events");
     m.LoadSensors();  // undo this batch's in-memory last_seq updates
     if (ids) ids->assign(batch.size(), 0);
     return false;
@@ -592,7 +664,7 @@ bool Store::InsertEvents(std::span<const EventIn> batch, std::vector<int64_t>* i
     upd_sensor->Bind(2, ToSigned(seq));
     if (upd_sensor->Step() != SQLITE_DONE) return fail("updating sensor sequence");
   }
-  if (!m.Exec("COMMIT")) return fail("commit");
+  if (!m.Commit("insert_events")) return fail("commit");
   m.rejected += rejected;
   return true;
 }

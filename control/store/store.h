@@ -20,6 +20,7 @@
 #define VIGIL_CONTROL_STORE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -95,10 +96,20 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // One transaction. Events whose (sensor, seq) is not above LastSeq(sensor) are skipped (dedup,
-  // id 0); so are events whose JSON does not parse as an object (id 0, counted in
-  // Stats::rejected, their seq still consumed so a resend cannot loop). Returns the ids assigned
-  // (one per input) or false with *error, in which case nothing of the batch is stored.
+  // A batch: one transaction around the InsertEvents and InsertBreach calls between BeginBatch
+  // and CommitBatch, so that events and the breaches they caused are stored together or not at
+  // all (control's ingest: a crash between the two cannot leave stored events whose breaches
+  // are missing). CommitBatch makes the batch durable (synchronous=FULL) when it holds a breach.
+  // After a failed call inside the batch, RollbackBatch (or CommitBatch of what succeeded).
+  bool BeginBatch(std::string* error);
+  bool CommitBatch(std::string* error);
+  void RollbackBatch();  // no-op without an open batch
+
+  // One transaction (a savepoint inside a batch). Events whose (sensor, seq) is not above
+  // LastSeq(sensor) are skipped (dedup, id 0); so are events whose JSON does not parse as an object
+  // (id 0, counted in Stats::rejected, their seq still consumed so a resend cannot loop). Returns
+  // the ids assigned (one per input) or false with *error, in which case nothing of the batch is
+  // stored.
   bool InsertEvents(std::span<const EventIn> batch, std::vector<int64_t>* ids, std::string* error);
   uint64_t LastSeq(const std::string& sensor);
   std::vector<std::pair<std::string, uint64_t>> Sensors();  // (name, last_seq), by name
@@ -118,12 +129,25 @@ class Store {
   std::vector<StoredEvent> EventsOfFlows(std::span<const uint64_t> flow_ids, int64_t from_ns,
                                          int64_t to_ns);
   std::optional<StoredEvent> Event(int64_t id);
+  // Every event with ts_ns >= from_ns, in the order they were stored (by id), streamed to `fn`
+  // until it returns false (control's model warm-up after a restart). False with *error on a
+  // database error.
+  bool ForEachEventSince(int64_t from_ns, const std::function<bool(const StoredEvent&)>& fn,
+                         std::string* error);
 
-  // Synchronous commit: durable when it returns a non-zero id. Returns 0 with *error on failure.
+  // Synchronous commit: durable when it returns a non-zero id (inside a batch: once CommitBatch
+  // returns true). Returns 0 with *error on failure.
   int64_t InsertBreach(const Breach& b, std::string* error);
   // Newest first; `model` empty = every model; ts_ns >= since_ns.
   std::vector<Breach> Breaches(const std::string& model, int64_t since_ns, size_t limit);
   std::optional<Breach> GetBreach(int64_t id);
+  // The newest breach time of each (model, device) with ts_ns >= since_ns: the model engine's
+  // throttle state, restored after a restart.
+  struct LastBreach {
+    std::string model, device;
+    int64_t ts_ns = 0;
+  };
+  std::vector<LastBreach> LastBreaches(int64_t since_ns);
   // Marks acknowledged and sets the comment (synchronous commit). False when no such breach.
   bool AcknowledgeBreach(int64_t id, const std::string& comment, std::string* error);
 

@@ -16,6 +16,21 @@ bool DurableTransaction(Store::Impl& m, F&& body, std::string* error) {
     *error = m.path + ": store is open read-only";
     return false;
   }
+  if (m.in_batch) {  // part of the caller's batch, made durable by CommitBatch
+    if (!m.Begin("durable")) {
+      *error = m.last_error;
+      return false;
+    }
+    bool ok = body() && m.Commit("durable");
+    if (!ok) {
+      if (m.last_error.empty()) m.last_error = m.ErrorText("breach");
+      *error = m.last_error;
+      m.Rollback("durable");
+    } else {
+      m.batch_durable = true;
+    }
+    return ok;
+  }
   // synchronous cannot change inside a transaction; set it for this one and restore it after.
   if (!m.Exec("PRAGMA synchronous=FULL") || !m.Exec("BEGIN IMMEDIATE")) {
     *error = m.last_error;
@@ -137,6 +152,21 @@ std::vector<Breach> Store::Breaches(const std::string& model, int64_t since_ns, 
     if (rc != SQLITE_DONE) m.last_error = m.ErrorText("breaches");
   }
   for (Breach& b : out) ReadRefs(m, &b);
+  return out;
+}
+
+std::vector<Store::LastBreach> Store::LastBreaches(int64_t since_ns) {
+  Impl& m = *impl_;
+  m.last_error.clear();
+  std::vector<LastBreach> out;
+  Stmt* s = m.Prepare(
+      "SELECT model, device, max(ts_ns) FROM breaches WHERE ts_ns >= ?1 GROUP BY model, device");
+  if (!s) return out;
+  StmtScope scope(s);
+  s->Bind(1, since_ns);
+  int rc;
+  while ((rc = s->Step()) == SQLITE_ROW) out.push_back({s->Text(0), s->Text(1), s->Int(2)});
+  if (rc != SQLITE_DONE) m.last_error = m.ErrorText("last breaches");
   return out;
 }
 

@@ -88,12 +88,23 @@ struct Store::Impl {
   std::map<std::string, SensorRow> sensors;
   std::unordered_map<int64_t, std::string> sensor_names;
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> stmts;
+  // Inside BeginBatch .. CommitBatch/RollbackBatch: the writes below become savepoints of the
+  // batch's transaction. `batch_durable`: a durable write (breach) happened in the batch.
+  bool in_batch = false;
+  bool batch_durable = false;
 
   ~Impl();
   // The cached prepared statement for `sql`; an empty Stmt (and last_error set) on failure.
   Stmt* Prepare(std::string_view sql);
   // Runs SQL without results; false with last_error set on failure.
   bool Exec(const char* sql);
+  // A write transaction of its own, or a savepoint `name` when a batch is open.
+  bool Begin(const char* name);
+  bool Commit(const char* name);
+  void Rollback(const char* name);
+  // Makes every commit so far durable (an fsync of the WAL): a tiny synchronous=FULL transaction;
+  // the WAL is append-only, so its fsync covers the earlier synchronous=NORMAL commits too.
+  bool DurableBarrier();
   std::string ErrorText(std::string_view what) const;
   bool LoadSensors();
   const std::string& SensorName(int64_t id);

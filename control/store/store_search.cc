@@ -313,6 +313,34 @@ std::vector<StoredEvent> Store::EventsOfFlows(std::span<const uint64_t> flow_ids
   return out;
 }
 
+bool Store::ForEachEventSince(int64_t from_ns, const std::function<bool(const StoredEvent&)>& fn,
+                              std::string* error) {
+  Impl& m = *impl_;
+  m.last_error.clear();
+  // By id (the order events were stored and evaluated in), from the first one in the range.
+  Stmt* s = m.Prepare(std::string("SELECT ") + kEventColumns +
+                      " FROM events WHERE id >= (SELECT min(id) FROM events WHERE ts_ns >= ?1) "
+                      "AND ts_ns >= ?1 ORDER BY id");
+  if (!s) {
+    if (error) *error = m.last_error;
+    return false;
+  }
+  StmtScope scope(s);
+  s->Bind(1, from_ns);
+  StoredEvent e;
+  int rc;
+  while ((rc = s->Step()) == SQLITE_ROW) {
+    m.ReadEvent(*s, &e);
+    if (!fn(e)) return true;
+  }
+  if (rc != SQLITE_DONE) {
+    m.last_error = m.ErrorText("events since");
+    if (error) *error = m.last_error;
+    return false;
+  }
+  return true;
+}
+
 std::optional<StoredEvent> Store::Event(int64_t id) {
   Impl& m = *impl_;
   m.last_error.clear();

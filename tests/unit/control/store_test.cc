@@ -770,6 +770,75 @@ TEST(StoreBreachTest, RoundTripAcknowledgeAndList) {
   EXPECT_EQ(s->GetStats().breaches, 2u);
 }
 
+// Events and the breaches they cause commit together (control's ingest) or not at all.
+TEST(StoreBreachTest, BatchCommitsEventsAndBreachesTogetherOrNotAtAll) {
+  TempDir dir;
+  std::mt19937_64 rng(7);
+  std::string err;
+  {
+    auto s = OpenOrDie({.dir = dir.path()});
+    // Rolled back: neither the events, nor the breach, nor the sequence number remain.
+    ASSERT_TRUE(s->BeginBatch(&err)) << err;
+    EXPECT_FALSE(s->BeginBatch(&err));  // one batch at a time
+    std::vector<int64_t> ids;
+    ASSERT_TRUE(s->InsertEvents(MakeBatch(rng, "s1", 1, 10, kBase, kSec), &ids, &err)) << err;
+    ASSERT_GT(s->InsertBreach(MakeBreach("M / A", "10.0.0.1", kBase, {{ids[0], true}}), &err), 0)
+        << err;
+    s->RollbackBatch();
+    EXPECT_EQ(s->GetStats().events, 0u);
+    EXPECT_EQ(s->GetStats().breaches, 0u);
+    EXPECT_EQ(s->LastSeq("s1"), 0u);
+    // Committed: both, and a resend of the same events is skipped.
+    ASSERT_TRUE(s->BeginBatch(&err)) << err;
+    ASSERT_TRUE(s->InsertEvents(MakeBatch(rng, "s1", 1, 10, kBase, kSec), &ids, &err)) << err;
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), 0), 0);
+    ASSERT_GT(s->InsertBreach(MakeBreach("M / A", "10.0.0.1", kBase + 5, {{ids[0], true}}), &err),
+              0);
+    ASSERT_TRUE(s->CommitBatch(&err)) << err;
+    EXPECT_FALSE(s->CommitBatch(&err));  // no batch open
+    s->RollbackBatch();                  // no-op
+    ASSERT_TRUE(s->InsertEvents(MakeBatch(rng, "s1", 1, 10, kBase, kSec), &ids, &err)) << err;
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), 0), 10);
+    ASSERT_GT(s->InsertBreach(MakeBreach("M / A", "10.0.0.1", kBase + 9, {}), &err), 0);
+    ASSERT_GT(s->InsertBreach(MakeBreach("M / B", "10.0.0.2", kBase + 7, {}), &err), 0);
+    // The newest breach per (model, device), for the engine's throttle after a restart.
+    auto last = s->LastBreaches(INT64_MIN);
+    std::sort(last.begin(), last.end(),
+              [](const auto& a, const auto& b) { return a.model < b.model; });
+    ASSERT_EQ(last.size(), 2u);
+    EXPECT_EQ(last[0].model, "M / A");
+    EXPECT_EQ(last[0].ts_ns, kBase + 9);
+    EXPECT_EQ(last[1].device, "10.0.0.2");
+    EXPECT_EQ(s->LastBreaches(kBase + 8).size(), 1u);
+  }
+  auto s = OpenOrDie({.dir = dir.path()});
+  EXPECT_EQ(s->GetStats().events, 10u);
+  EXPECT_EQ(s->GetStats().breaches, 3u);
+  EXPECT_EQ(s->LastSeq("s1"), 10u);
+  // The warm-up scan: by id, from the first event in the time range.
+  std::vector<int64_t> seen;
+  ASSERT_TRUE(s->ForEachEventSince(
+      INT64_MIN, [&](const StoredEvent& e) { return seen.push_back(e.id), true; }, &err));
+  EXPECT_EQ(seen.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  const int64_t newest = s->GetStats().newest_ts_ns;
+  size_t n = 0;
+  int64_t oldest_seen = INT64_MAX;
+  ASSERT_TRUE(s->ForEachEventSince(
+      newest,
+      [&](const StoredEvent& e) {
+        oldest_seen = std::min(oldest_seen, e.ts_ns);
+        return ++n, true;
+      },
+      &err));
+  EXPECT_EQ(oldest_seen, newest);
+  EXPECT_EQ(n, 1u);
+  n = 0;
+  ASSERT_TRUE(s->ForEachEventSince(
+      INT64_MIN, [&](const StoredEvent&) { return ++n < 3; }, &err));
+  EXPECT_EQ(n, 3u);  // stops when the callback says so
+}
+
 // A child stores events and breaches, reporting each breach id once InsertBreach returned, and
 // is killed with SIGKILL in the middle of the burst. Every reported breach must be there.
 TEST(StoreDurabilityTest, BreachesSurviveKill9) {
