@@ -24,6 +24,17 @@ std::optional<uint64_t> ParseCount(const std::string& s, uint64_t dflt, uint64_t
   return v;
 }
 
+// "Bearer TOKEN" against the token, in time independent of where they differ.
+bool TokenMatches(const std::string& header, const std::string& token) {
+  const std::string want = "Bearer " + token;
+  unsigned diff = header.size() != want.size() ? 1u : 0u;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff |= static_cast<unsigned char>(want[i]) ^
+            static_cast<unsigned char>(i < header.size() ? header[i] : 0);
+  }
+  return diff == 0;
+}
+
 nlohmann::json EventJson(const store::StoredEvent& e) {
   nlohmann::json j = nlohmann::json::parse(e.json, nullptr, false);
   if (j.is_discarded()) j = nlohmann::json{{"message", e.message}};
@@ -123,8 +134,48 @@ nlohmann::json BreachJson(const store::Breach& b, store::Store* events) {
 }
 
 Api::Api(store::Store* store, const model::ModelSet* models, std::function<nlohmann::json()> status,
-         std::function<std::string()> metrics)
-    : store_(store), models_(models), status_(std::move(status)), metrics_(std::move(metrics)) {}
+         std::function<std::string()> metrics, BreachUpdater update, std::string token)
+    : store_(store),
+      models_(models),
+      status_(std::move(status)),
+      metrics_(std::move(metrics)),
+      update_(std::move(update)),
+      token_(std::move(token)) {}
+
+Response Api::UpdateBreach(int64_t id, const std::string& action, const std::string& body) {
+  if (!update_) return Error(405, "this API is read-only");
+  std::optional<std::string> comment;
+  if (!body.empty()) {
+    const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Error(400, "body: expected a JSON object");
+    for (const auto& [k, v] : j.items()) {
+      if (k != "comment") return Error(400, "body: unknown key '" + k + "' (expected comment)");
+      if (!v.is_string()) return Error(400, "body: comment must be a string");
+      comment = v.get<std::string>();
+      if (comment->size() > kMaxCommentBytes) {
+        return Error(400,
+                     "body: comment longer than " + std::to_string(kMaxCommentBytes) + " bytes");
+      }
+    }
+  }
+  store::Store::BreachUpdate u;
+  if (action == "acknowledge") {
+    u.acknowledged = true;
+    u.comment = comment;
+  } else if (action == "unacknowledge") {
+    if (comment) return Error(400, "unacknowledge takes no comment");
+    u.acknowledged = false;
+  } else if (action == "comment") {
+    if (!comment) return Error(400, "body: {\"comment\": \"...\"} is required");
+    u.comment = comment;
+  } else {
+    return Error(404,
+                 "no such breach action: " + action + " (acknowledge, unacknowledge or comment)");
+  }
+  const Response r = update_(id, u);
+  if (r.status != 200) return r;
+  return Breach(id);
+}
 
 Response Api::Status() {
   const store::Store::Stats s = store_->GetStats();
@@ -267,7 +318,24 @@ Response Api::Handle(const Request& req) {
     return it == req.query.end() ? std::string() : it->second;
   };
   if (p == "/metrics" || p == "/api/v1/metrics") return Metrics();
-  if (req.method != "GET") return Error(405, "only GET is served in this build");
+  if (req.method == "POST") {
+    // /api/v1/breaches/{id}/{action}
+    const std::string prefix = "/api/v1/breaches/";
+    const size_t slash = p.find('/', prefix.size());
+    if (p.rfind(prefix, 0) != 0 || slash == std::string::npos) {
+      return Error(405, "POST is served on /api/v1/breaches/{id}/{action} only");
+    }
+    if (!update_) return Error(405, "this API is read-only");
+    if (token_.empty()) return Error(403, "changes are refused: no API token is configured");
+    auto auth = req.headers.find("authorization");
+    if (auth == req.headers.end() || !TokenMatches(auth->second, token_)) {
+      return Error(401, "missing or wrong API token (send Authorization: Bearer TOKEN)");
+    }
+    const auto n = ParseCount(p.substr(prefix.size(), slash - prefix.size()), 0, INT64_MAX);
+    if (!n || slash == prefix.size()) return Error(400, "breach id: expected an integer");
+    return UpdateBreach(static_cast<int64_t>(*n), p.substr(slash + 1), req.body);
+  }
+  if (req.method != "GET") return Error(405, "only GET and POST are served");
   if (p == "/api/v1/status") return Status();
   if (p == "/api/v1/models") return Models();
   if (p == "/api/v1/breaches") return Breaches(arg("model"), arg("since"), arg("limit"));

@@ -25,13 +25,23 @@ std::string FormatTime(int64_t ns);
 
 nlohmann::json BreachJson(const store::Breach& b, store::Store* events);
 
+// Applies a breach update on the store's writer (control's main thread, or vigilctl's own
+// writer on a stopped store). Returns status 200 when done, else an error response.
+using BreachUpdater = std::function<Response(int64_t id, const store::Store::BreachUpdate&)>;
+
+// Largest comment accepted (bytes).
+inline constexpr size_t kMaxCommentBytes = 4096;
+
 class Api {
  public:
   // `store`: a read-only connection owned by the caller. `models`: may be null (no /models).
   // `status`: live counters of the running control (null for a stopped store).
+  // `update` and `token`: the changing calls (POST); without an updater the API is read-only, and
+  // without a token every change is refused (403). A change needs `Authorization: Bearer TOKEN`.
   Api(store::Store* store, const model::ModelSet* models,
       std::function<nlohmann::json()> status = nullptr,
-      std::function<std::string()> metrics = nullptr);
+      std::function<std::string()> metrics = nullptr, BreachUpdater update = nullptr,
+      std::string token = "");
 
   Response Handle(const Request& req);
 
@@ -42,6 +52,9 @@ class Api {
   Response Search(const std::string& q, const std::string& from, const std::string& to,
                   const std::string& last, const std::string& limit, const std::string& count_by);
   Response Models();
+  // POST /api/v1/breaches/{id}/{acknowledge|unacknowledge|comment}, body {"comment": "..."}
+  // (optional for acknowledge, required for comment). Returns the breach as it is afterwards.
+  Response UpdateBreach(int64_t id, const std::string& action, const std::string& body);
   Response Metrics();
 
  private:
@@ -49,6 +62,8 @@ class Api {
   const model::ModelSet* models_;
   std::function<nlohmann::json()> status_;
   std::function<std::string()> metrics_;
+  BreachUpdater update_;
+  std::string token_;
 };
 
 }  // namespace vigil::ctl::api

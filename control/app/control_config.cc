@@ -112,7 +112,9 @@ class Loader {
             {"api",
              [&](const YAML::Node& n, const std::string& f) {
                Map(n, f,
-                   {{"listen", Str(&c.api_listen, true)}, {"socket", Str(&c.api_socket, true)}});
+                   {{"listen", Str(&c.api_listen, true)},
+                    {"socket", Str(&c.api_socket, true)},
+                    {"token_file", Str(&c.api_token_file, true)}});
              }},
             {"retention",
              [&](const YAML::Node& n, const std::string& f) {

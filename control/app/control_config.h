@@ -18,6 +18,9 @@ struct ControlConfig {
   std::string models_dir = "rules/models";
   std::string api_listen = "127.0.0.1:8642";       // "" turns the TCP listener off
   std::string api_socket = "/run/vigil/api.sock";  // "" turns the Unix socket off
+  // Token that changing API calls must present; "" = <data_dir>/api.token, created (0600, random)
+  // on first start when missing.
+  std::string api_token_file;
   uint32_t retention_days = 60;
   uint64_t retention_max_mb = 0;  // 0: no size cap
 };

@@ -7,13 +7,21 @@
 // Threads: the main thread owns the store's writer connection, the channel server and the model
 // engine (events are stored, then evaluated, then acknowledged, in that order); one API thread
 // serves HTTP through its own read-only store connection. SIGTERM/SIGINT stop it cleanly.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -55,6 +63,54 @@ void MakeParent(const std::string& path) {
   std::error_code ec;
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
 }
+
+// The API token: read from `path`, or created there (mode 0600, 32 random bytes as hex) when the
+// file does not exist. Returns "" with *error on failure.
+std::string LoadOrCreateToken(const std::string& path, std::string* error) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr && errno == ENOENT) {
+    unsigned char raw[32];
+    if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
+      *error = "getrandom failed";
+      return "";
+    }
+    std::string hex;
+    for (unsigned char c : raw) {
+      static const char kHex[] = "0123456789abcdef";
+      hex += kHex[c >> 4];
+      hex += kHex[c & 15];
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      const std::string line = hex + "\n";
+      const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+      ::close(fd);
+      if (ok) return hex;
+    }
+    f = std::fopen(path.c_str(), "r");  // lost a race with another creator, or cannot create
+  }
+  if (f == nullptr) {
+    *error = path + ": " + std::strerror(errno);
+    return "";
+  }
+  char buf[512] = {};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string token(buf, n);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos) {
+    *error = path + ": a token of at least 16 characters without spaces is expected";
+    return "";
+  }
+  return token;
+}
+
+// A breach update handed from the API thread to the main thread (the store's writer).
+struct UpdateJob {
+  int64_t id = 0;
+  vigil::ctl::store::Store::BreachUpdate update;
+  std::promise<vigil::ctl::api::Response> done;
+};
 
 // Carries the models' frequency windows and throttles over a restart (Engine::Warm): the stored
 // events of the warm-up span before the newest one, in stored order, and each (model, device)'s
@@ -332,7 +388,54 @@ int main(int argc, char** argv) {
     std::lock_guard<std::mutex> lock(snapshot_mu);
     snapshot = std::move(first);
   }
-  api::Api api(reader.get(), &*models, status, metrics);
+  const std::string token_file =
+      cfg.api_token_file.empty() ? cfg.data_dir + "/api.token" : cfg.api_token_file;
+  const std::string token = LoadOrCreateToken(token_file, &err);
+  if (token.empty()) {
+    std::fprintf(stderr, "vigil-control: api.token_file: %s (changing API calls refused)\n",
+                 err.c_str());
+  }
+  // Changes go to the main thread, which owns the writer; the API thread waits (bounded).
+  std::mutex jobs_mu;
+  std::deque<std::shared_ptr<UpdateJob>> jobs;
+  bool jobs_closed = false;  // under jobs_mu: stopping, no more jobs
+  auto update = [&](int64_t id, const store::Store::BreachUpdate& u) -> api::Response {
+    auto job = std::make_shared<UpdateJob>();
+    job->id = id;
+    job->update = u;
+    auto done = job->done.get_future();
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu);
+      if (jobs_closed) {
+        return api::Response{503, "application/json", R"({"error":"vigil-control is stopping"})"};
+      }
+      jobs.push_back(job);
+    }
+    if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      return api::Response{503, "application/json", R"({"error":"store busy, try again"})"};
+    }
+    return done.get();
+  };
+  auto run_jobs = [&](bool stopping) {
+    std::deque<std::shared_ptr<UpdateJob>> todo;
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu);
+      todo.swap(jobs);
+      jobs_closed = stopping;
+    }
+    for (const auto& job : todo) {
+      api::Response r;
+      std::string e;
+      if (stopping) {
+        r = {503, "application/json", R"({"error":"vigil-control is stopping"})"};
+      } else if (!store->UpdateBreach(job->id, job->update, &e)) {
+        const bool missing = e.rfind("no breach", 0) == 0;
+        r = {missing ? 404 : 500, "application/json", nlohmann::json{{"error", e}}.dump()};
+      }
+      job->done.set_value(std::move(r));
+    }
+  };
+  api::Api api(reader.get(), &*models, status, metrics, update, token);
   std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
 
   signal(SIGTERM, OnSignal);
@@ -343,7 +446,8 @@ int main(int argc, char** argv) {
                cfg.api_socket.c_str());
   auto last_retention = std::chrono::steady_clock::now();
   while (!g_stop.load()) {
-    server.Poll(200);
+    server.Poll(50);
+    run_jobs(false);
     {
       nlohmann::json next = take_snapshot();
       std::lock_guard<std::mutex> lock(snapshot_mu);
@@ -355,6 +459,7 @@ int main(int argc, char** argv) {
       last_retention = now;
     }
   }
+  run_jobs(true);  // refuses what is queued and what comes, so that the API thread can end
   server.Close();
   http.Stop();
   api_thread.join();

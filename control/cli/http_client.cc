@@ -28,7 +28,8 @@ std::string UrlEncode(const std::string& s) {
 }
 
 std::string HttpRequest(const std::string& endpoint, const std::string& method,
-                        const std::string& target, const std::string& body, HttpResult* result) {
+                        const std::string& target, const std::string& body, HttpResult* result,
+                        const std::string& headers) {
   int fd;
   if (endpoint.find('/') != std::string::npos) {
     sockaddr_un u{};
@@ -58,6 +59,7 @@ std::string HttpRequest(const std::string& endpoint, const std::string& method,
     }
   }
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\n";
+  req += headers;
   if (!body.empty()) req += "Content-Type: application/json\r\n";
   req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   size_t off = 0;

@@ -11,9 +11,11 @@ struct HttpResult {
   std::string body;
 };
 
-// `endpoint`: a path containing '/' (Unix socket) or "HOST:PORT". Returns "" or an error.
+// `endpoint`: a path containing '/' (Unix socket) or "HOST:PORT"; `headers`: extra header lines,
+// each ending in "\r\n". Returns "" or an error.
 std::string HttpRequest(const std::string& endpoint, const std::string& method,
-                        const std::string& target, const std::string& body, HttpResult* result);
+                        const std::string& target, const std::string& body, HttpResult* result,
+                        const std::string& headers = "");
 
 // Percent-encodes a query parameter value.
 std::string UrlEncode(const std::string& s);

@@ -6,11 +6,17 @@
 //     breach ID
 //     search QUERY [--from T --to T | --last 60d] [--count-by day|hour|FIELD] [--limit N]
 //     models
+//     ack ID [--comment TEXT] | unack ID | comment ID TEXT
 //
 // Talks to a running control over its API (Unix socket by default), or with --data-dir reads a
-// stopped (or running) store directly, read-only. --json prints the API's JSON unchanged.
+// stopped (or running) store directly, read-only (ack/unack/comment open a stopped store for
+// writing). --json prints the API's JSON unchanged. Changes over the API send the token from
+// --token-file FILE or $VIGIL_API_TOKEN.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -37,6 +43,8 @@ int Usage(const char* why) {
                "  search QUERY [--from T --to T | --last 60d] [--count-by day|hour|FIELD] "
                "[--limit N]\n"
                "  models\n"
+               "  ack ID [--comment TEXT] | unack ID | comment ID TEXT\n"
+               "Changes over the API need the token: --token-file FILE or $VIGIL_API_TOKEN.\n"
                "T: 2017-10-20T18:43:22Z, 2017-10-20 or Unix seconds (packet time, UTC)\n");
   return 2;
 }
@@ -74,11 +82,15 @@ void PrintHuman(const std::string& command, const json& j) {
                   b.value("acknowledged", false) ? "  (acknowledged)" : "");
     }
     std::printf("%zu breach(es)\n", j["breaches"].size());
-  } else if (command == "breach") {
+  } else if (command == "breach" || command == "ack" || command == "unack" ||
+             command == "comment") {
     std::printf("breach #%s: %s\n  device %s at %s, score %.1f, priority %s\n  filter: %s\n",
                 Str(j, "id").c_str(), Str(j, "model").c_str(), Str(j, "device").c_str(),
                 Str(j, "time").c_str(), j.value("score", 0.0), Str(j, "priority").c_str(),
                 Str(j, "filter").c_str());
+    std::printf("  %s%s%s\n", j.value("acknowledged", false) ? "acknowledged" : "not acknowledged",
+                Str(j, "comment").empty() ? "" : ", comment: ", Str(j, "comment").c_str());
+    if (command != "breach") return;
     std::printf("  event log (%zu):\n", j["event_log"].size());
     for (const json& e : j["event_log"]) {
       std::printf("  %s %s %-7s %s\n", e.value("trigger", false) ? "*" : " ",
@@ -112,23 +124,26 @@ void PrintHuman(const std::string& command, const json& j) {
 
 int main(int argc, char** argv) {
   std::string socket = "/run/vigil/api.sock", api_addr, data_dir, models_dir = "rules/models";
+  std::string token_file;
   bool as_json = false;
   std::vector<std::string> args;
   std::map<std::string, std::string> opts;
-  static const char* kValued[] = {"--model", "--since", "--limit",   "--from",
-                                  "--to",    "--last",  "--count-by"};
+  static const char* kValued[] = {"--model", "--since",    "--limit",   "--from",
+                                  "--to",    "--count-by", "--comment", "--last"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     if (a == "--json") {
       as_json = true;
-    } else if (a == "--socket" || a == "--api" || a == "--data-dir" || a == "--models-dir") {
+    } else if (a == "--socket" || a == "--api" || a == "--data-dir" || a == "--models-dir" ||
+               a == "--token-file") {
       const char* v = value();
       if (v == nullptr) return Usage((a + " needs a value").c_str());
-      (a == "--socket"     ? socket
-       : a == "--api"      ? api_addr
-       : a == "--data-dir" ? data_dir
-                           : models_dir) = v;
+      (a == "--socket"       ? socket
+       : a == "--api"        ? api_addr
+       : a == "--data-dir"   ? data_dir
+       : a == "--token-file" ? token_file
+                             : models_dir) = v;
     } else if (a == "-h" || a == "--help") {
       return Usage(nullptr);
     } else if (a.rfind("--", 0) == 0) {
@@ -145,6 +160,27 @@ int main(int argc, char** argv) {
   if (args.empty()) return Usage("no command");
   const std::string command = args[0];
   auto opt = [&](const char* k) { return opts.count(k) ? opts[k] : std::string(); };
+  // ack / unack / comment: the action and its JSON body (Api::UpdateBreach).
+  const bool is_update = command == "ack" || command == "unack" || command == "comment";
+  std::string action, update_body;
+  int64_t update_id = 0;
+  if (is_update) {
+    const size_t want = command == "comment" ? 3 : 2;
+    if (args.size() != want) {
+      return Usage(command == "comment" ? "comment needs an ID and the TEXT (quote it)"
+                                        : (command + " needs an ID").c_str());
+    }
+    char* end = nullptr;
+    update_id = std::strtoll(args[1].c_str(), &end, 10);
+    if (args[1].empty() || *end != '\0' || update_id <= 0) return Usage("ID: expected a number");
+    action = command == "ack" ? "acknowledge" : command == "unack" ? "unacknowledge" : "comment";
+    if (command == "comment") {
+      update_body = json{{"comment", args[2]}}.dump();
+    } else if (opts.count("comment")) {
+      if (command == "unack") return Usage("unack takes no --comment");
+      update_body = json{{"comment", opt("comment")}}.dump();
+    }
+  }
   int status = 0;
   std::string body;
   if (!data_dir.empty()) {
@@ -152,7 +188,11 @@ int main(int argc, char** argv) {
     std::string err;
     vigil::ctl::store::Options o;
     o.dir = data_dir;
-    o.read_only = true;
+    o.read_only = !is_update;  // a change needs the writer (fails while control runs)
+    if (is_update && !std::filesystem::exists(data_dir + "/vigil.db")) {
+      std::fprintf(stderr, "vigilctl: %s/vigil.db: no store there\n", data_dir.c_str());
+      return 1;
+    }
     auto store = vigil::ctl::store::Store::Open(o, &err);
     if (!store) {
       std::fprintf(stderr, "vigilctl: %s\n", err.c_str());
@@ -167,9 +207,17 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    vigil::ctl::api::Api api(store.get(), models ? &*models : nullptr);
+    vigil::ctl::api::Api api(store.get(), models ? &*models : nullptr, nullptr, nullptr,
+                             [&](int64_t id, const vigil::ctl::store::Store::BreachUpdate& u) {
+                               std::string e;
+                               if (store->UpdateBreach(id, u, &e)) return Response{};
+                               return Response{e.rfind("no breach", 0) == 0 ? 404 : 500,
+                                               "application/json", json{{"error", e}}.dump()};
+                             });
     Response r;
-    if (command == "status") {
+    if (is_update) {
+      r = api.UpdateBreach(update_id, action, update_body);
+    } else if (command == "status") {
       r = api.Status();
     } else if (command == "breaches") {
       r = api.Breaches(opt("model"), opt("since"), opt("limit"));
@@ -188,8 +236,22 @@ int main(int argc, char** argv) {
     body = r.body;
   } else {
     using vigil::ctl::cli::UrlEncode;
-    std::string target;
-    if (command == "status") {
+    std::string target, method = "GET", headers;
+    if (is_update) {
+      method = "POST";
+      target = "/api/v1/breaches/" + std::to_string(update_id) + "/" + action;
+      std::string token;
+      if (const char* env = std::getenv("VIGIL_API_TOKEN"); env != nullptr && *env != '\0') {
+        token = env;
+      } else if (!token_file.empty()) {
+        std::ifstream in(token_file);
+        if (!in || !(in >> token)) {
+          std::fprintf(stderr, "vigilctl: cannot read a token from %s\n", token_file.c_str());
+          return 1;
+        }
+      }
+      if (!token.empty()) headers = "Authorization: Bearer " + token + "\r\n";
+    } else if (command == "status") {
       target = "/api/v1/status";
     } else if (command == "breaches") {
       target = "/api/v1/breaches?model=" + UrlEncode(opt("model")) +
@@ -208,8 +270,8 @@ int main(int argc, char** argv) {
       return Usage(("unknown command " + command).c_str());
     }
     vigil::ctl::cli::HttpResult res;
-    const std::string err =
-        vigil::ctl::cli::HttpRequest(api_addr.empty() ? socket : api_addr, "GET", target, "", &res);
+    const std::string err = vigil::ctl::cli::HttpRequest(
+        api_addr.empty() ? socket : api_addr, method, target, update_body, &res, headers);
     if (!err.empty()) {
       std::fprintf(stderr, "vigilctl: %s (is vigil-control running? --data-dir reads a store)\n",
                    err.c_str());

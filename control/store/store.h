@@ -150,6 +150,13 @@ class Store {
   std::vector<LastBreach> LastBreaches(int64_t since_ns);
   // Marks acknowledged and sets the comment (synchronous commit). False when no such breach.
   bool AcknowledgeBreach(int64_t id, const std::string& comment, std::string* error);
+  // Sets what the update holds and keeps the rest (synchronous commit). False with *error when
+  // there is no such breach or the write failed.
+  struct BreachUpdate {
+    std::optional<bool> acknowledged;
+    std::optional<std::string> comment;
+  };
+  bool UpdateBreach(int64_t id, const BreachUpdate& u, std::string* error);
 
   // Deletes events and breaches older than retention_days before `now_ns` (0: the newest stored
   // event's packet time, so replayed old captures are not wiped by the wall clock), then, when

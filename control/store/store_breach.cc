@@ -194,11 +194,18 @@ std::optional<Breach> Store::GetBreach(int64_t id) {
 }
 
 bool Store::AcknowledgeBreach(int64_t id, const std::string& comment, std::string* error) {
+  return UpdateBreach(id, {.acknowledged = true, .comment = comment}, error);
+}
+
+bool Store::UpdateBreach(int64_t id, const BreachUpdate& u, std::string* error) {
   Impl& m = *impl_;
   std::string dummy;
   if (!error) error = &dummy;
   m.last_error.clear();
-  Stmt* s = m.Prepare("UPDATE breaches SET acknowledged=1, comment=?2 WHERE id=?1");
+  // ?2/?3 NULL: keep the column as it is.
+  Stmt* s = m.Prepare(
+      "UPDATE breaches SET acknowledged = coalesce(?2, acknowledged), "
+      "comment = coalesce(?3, comment) WHERE id=?1");
   if (!s) {
     *error = m.last_error;
     return false;
@@ -209,7 +216,8 @@ bool Store::AcknowledgeBreach(int64_t id, const std::string& comment, std::strin
       [&] {
         StmtScope scope(s);
         s->Bind(1, id);
-        s->Bind(2, std::string_view(comment));
+        if (u.acknowledged) s->Bind(2, static_cast<int64_t>(*u.acknowledged ? 1 : 0));
+        if (u.comment) s->Bind(3, std::string_view(*u.comment));
         if (s->Step() != SQLITE_DONE) return false;
         found = sqlite3_changes(m.db) > 0;
         return true;

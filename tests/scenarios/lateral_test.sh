@@ -3,7 +3,8 @@
 # CORP\appadmin, tree connect IPC$, pipe atsvc, SASec bind, reads of Windows\Tasks\AV.job from C$,
 # daily for 14 days) through scripts/replay.sh (dataplane -> event channel -> vigil-control), then
 # checked with vigilctl on the stored data: the AT model breaches for 10.0.0.9 with the right event
-# log, `*.JOB AND SMB` finds the files, `AV.job AND SMB --last 60d --count-by day` shows 14 days.
+# log, `*.JOB AND SMB` finds the files, `AV.job AND SMB --last 60d --count-by day` shows 14 days,
+# and the breach is acknowledged with a comment through the API (token required).
 set -uo pipefail
 build=${1:?usage: lateral_test.sh BUILD_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,6 +54,29 @@ import json, sys
 c = json.load(open(sys.argv[1]))["counts"]
 print("  " + ", ".join(f"{x['key']}:{x['count']}" for x in c))
 sys.exit(0 if len(c) == 14 and len({x["count"] for x in c}) == 1 else 1)
+PY
+# The analyst acknowledges the breach with a comment through the running control's API: refused
+# without the token, applied with it, and still there after control stops.
+run="$tmp/store/run"
+"$build/control/vigil-control" --config "$root/config/control.yaml" --data-dir "$tmp/store" \
+  --event-socket "$run/ack-events.sock" --api-socket "$run/ack-api.sock" --api-listen "" \
+  --models-dir "$root/rules/models" 2>"$run/ack-control.log" &
+control=$!
+for _ in $(seq 1 100); do [ -S "$run/ack-api.sock" ] && break; sleep 0.05; done
+api() { "$build/control/vigilctl" --socket "$run/ack-api.sock" "$@"; }
+check "acknowledge without the API token is refused" \
+  bash -c '! "$0" --socket "$1" ack "$2" --comment x 2>&1 | grep -q "^breach"' \
+  "$build/control/vigilctl" "$run/ack-api.sock" "$first"
+api --token-file "$tmp/store/api.token" ack "$first" --comment "AV scanner job, known" \
+  >"$tmp/ack.txt" 2>&1
+kill -TERM "$control"; wait "$control"
+ctl breach "$first" >"$tmp/acked.json"
+check "acknowledge with the token: stored with its comment" /usr/bin/python3 - "$tmp/acked.json" \
+  "$tmp/ack.txt" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+print("  " + open(sys.argv[2]).read().strip().replace("\n", "\n  "))
+sys.exit(0 if b["acknowledged"] and b["comment"] == "AV scanner job, known" else 1)
 PY
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
