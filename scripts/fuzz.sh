@@ -3,13 +3,13 @@
 # installed here if missing). Each target starts from its seed corpus in tests/fuzz/corpus/ and
 # writes new inputs to build-fuzz/corpus/<target>; a crash leaves crash-* files in build-fuzz/.
 #   scripts/fuzz.sh [SECONDS=300] [TARGET...]
-# targets: decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls (default: all)
+# targets: decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls tsch rules (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-300}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls)
+[ ${#targets[@]} -gt 0 ] || targets=(decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls tsch rules)
 if ! command -v clang++ >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang libclang-rt-14-dev
@@ -29,13 +29,18 @@ done
 sources[ntlmssp]="$proto $auth tests/fuzz/ntlmssp_fuzz.cc"
 sources[spnego]="$proto $auth tests/fuzz/spnego_fuzz.cc"
 sources[krb5]="$proto $auth tests/fuzz/krb5_fuzz.cc"
+# The rule language links Hyperscan (pcre validation) and yaml-cpp (variables).
+sources[rules]="rules/lang/address.cc rules/lang/classification.cc rules/lang/loader.cc \
+  rules/lang/rule.cc rules/lang/rule_parser.cc tests/fuzz/rules_fuzz.cc"
+declare -A libs=([rules]="-lhs -lyaml-cpp")
+sources[tsch]="$proto dataplane/proto/tsch.cc tests/fuzz/tsch_fuzz.cc"
 sources[smb]="$proto $auth dataplane/proto/dcerpc.cc dataplane/proto/smb.cc dataplane/proto/smb1.cc \
   dataplane/proto/smb2.cc tests/fuzz/smb_fuzz.cc"
 for t in "${targets[@]}"; do
   [ -n "${sources[$t]:-}" ] || { echo "fuzz: unknown target $t" >&2; exit 2; }
   # shellcheck disable=SC2086
   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
-    ${sources[$t]} -o "$out/$t-fuzz"
+    ${sources[$t]} ${libs[$t]:-} -o "$out/$t-fuzz"
   mkdir -p "$out/corpus/$t"
   echo "fuzz: $t for ${secs}s"
   (cd "$out" && "./$t-fuzz" -max_total_time="$secs" -print_final_stats=1 "corpus/$t" \
