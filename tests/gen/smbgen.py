@@ -900,8 +900,9 @@ def job_file(rng, app_name, params, workdir, author, comment, t, hour, minute, b
     import time as _time
     tm = _time.gmtime(t)
 
-    def ustr(s):  # 2.4.2.1 Unicode string: size in characters including the NUL
-        return struct.pack("<H", len(s) + 1 if s else 0) + (utf16(s) + b"\0\0" if s else b"")
+    def ustr(s):  # 2.4.2.1 Unicode string: size in UTF-16 code units including the NUL
+        return struct.pack("<H", len(utf16(s)) // 2 + 1 if s else 0) + (
+            utf16(s) + b"\0\0" if s else b"")
 
     var = struct.pack("<H", 0)  # running instance count
     var += ustr(app_name) + ustr(params) + ustr(workdir) + ustr(author) + ustr(comment)
@@ -912,8 +913,10 @@ def job_file(rng, app_name, params, workdir, author, comment, t, hour, minute, b
                        hour, minute, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0)
     var += struct.pack("<H", 1) + trig
     fixed = struct.pack("<HH", 0x0600, 1) + rng.randbytes(16) + struct.pack(
-        "<HHHHHHIIIII", 68, trigger_off, 0, 0, 10, 10, 0x00000020, 72 * 3600 * 1000, 0, 0x00041300,
-        0x00000000) + struct.pack("<8H", tm.tm_year, tm.tm_mon, (tm.tm_wday + 1) % 7, tm.tm_mday,
+        # App Name Len Offset: 70, where the application name's length is (after the running
+        # instance count at 68). Flags: TASK_APPLICATION_NAME (2.3.7), as an application is named.
+        "<HHHHHHIIIII", 70, trigger_off, 0, 0, 10, 10, 0x00000020, 72 * 3600 * 1000, 0, 0x00041300,
+        0x01000000) + struct.pack("<8H", tm.tm_year, tm.tm_mon, (tm.tm_wday + 1) % 7, tm.tm_mday,
                                   tm.tm_hour, tm.tm_min, tm.tm_sec, 0)
     assert len(fixed) == 68
     return fixed + var
