@@ -31,7 +31,7 @@ sources[spnego]="$proto $auth tests/fuzz/spnego_fuzz.cc"
 sources[krb5]="$proto $auth tests/fuzz/krb5_fuzz.cc"
 # The rule language links Hyperscan (pcre validation) and yaml-cpp (variables).
 sources[rules]="rules/lang/address.cc rules/lang/classification.cc rules/lang/loader.cc \
-  rules/lang/rule.cc rules/lang/rule_parser.cc tests/fuzz/rules_fuzz.cc"
+  rules/lang/rule.cc rules/lang/rule_parser.cc rules/engine/detect.cc tests/fuzz/rules_fuzz.cc"
 declare -A libs=([rules]="-lhs -lyaml-cpp")
 sources[tsch]="$proto dataplane/proto/tsch.cc tests/fuzz/tsch_fuzz.cc"
 sources[smb]="$proto $auth dataplane/proto/dcerpc.cc dataplane/proto/smb.cc dataplane/proto/smb1.cc \

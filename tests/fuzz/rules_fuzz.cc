@@ -2,9 +2,11 @@
 // an address or port group, must load or be rejected with a reason, without a memory error, a
 // hang or an escaping exception. A rule that loads keeps its invariants (sid set, relative and
 // absolute modifiers exclusive, contents non-empty, depth/within not below the content length).
+// The rules that load are compiled into a Detector (rules/engine) that inspects the same bytes in
+// every buffer: verification is bounded and never reads outside a buffer.
 //
 // Built and run by scripts/fuzz.sh (clang, -fsanitize=fuzzer,address,undefined):
-//   rules/lang/*.cc tests/fuzz/rules_fuzz.cc -lhs -lyaml-cpp
+//   rules/lang/*.cc rules/engine/*.cc tests/fuzz/rules_fuzz.cc -lhs -lyaml-cpp
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include <string_view>
 #include <variant>
 
+#include "rules/engine/detect.h"
 #include "rules/lang/loader.h"
 #include "rules/lang/rule_parser.h"
 
@@ -72,6 +75,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(!r.Category().empty());
   }
   (void)vigil::rules::Summary(result);
+  if (!result.rules.empty() && result.rules.size() <= 16) {
+    std::string error;
+    auto det = vigil::rules::Detector::Build(result.rules, &error);
+    if (det != nullptr) {
+      auto scratch = det->NewScratch(&error);
+      Check(scratch != nullptr);
+      vigil::rules::Buffers b;
+      for (size_t i = 0; i < vigil::rules::kBufferCount; ++i) {
+        b.Set(static_cast<vigil::rules::Buffer>(i), {data, size});
+      }
+      vigil::rules::PacketMeta p;
+      p.payload_size = static_cast<uint32_t>(size);
+      vigil::rules::FlowBits bits;
+      uint32_t alerts[16];
+      Check(det->Inspect(p, b, &bits, *scratch, alerts) <= 16);
+    }
+  }
 
   vigil::rules::ParseContext context;
   context.vars = &TestVars();

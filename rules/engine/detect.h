@@ -1,0 +1,149 @@
+// The signature engine: a loaded rule set (rules/lang) compiled into Hyperscan databases, one per
+// inspection buffer, of every rule's fast pattern; an inspection scans the buffers it is given,
+// and each rule whose fast pattern was seen (or that has none) is verified against all its other
+// conditions: header (protocol, addresses, ports, direction), flow, dsize, flowbits, every content
+// and pcre with its modifiers, then thresholds. See docs/rules.md ("Matching").
+//
+// Threads: Detector is immutable once built and may be shared by every worker (an RCU snapshot
+// in the dataplane); Build() runs on a loading thread (it allocates and may take seconds for large
+// sets). Each worker owns one Scratch (NewScratch() at start-up); Inspect() with it never blocks
+// and never allocates. FlowBits live in the caller's per-flow state.
+#pragma once
+
+#include <array>
+#include <bitset>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "rules/lang/rule.h"
+
+namespace vigil::rules {
+
+inline constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kKrb5Sname) + 1;
+static_assert(kBufferCount <= 64, "Buffers keeps a 64-bit presence mask");
+
+// The bytes one inspection sees, per buffer. A buffer that is not set is absent: a rule that
+// needs it does not match. The spans must stay valid during Inspect().
+class Buffers {
+ public:
+  void Set(Buffer b, std::span<const uint8_t> data) noexcept {
+    spans_[static_cast<size_t>(b)] = data;
+    present_ |= uint64_t{1} << static_cast<size_t>(b);
+  }
+  void Clear() noexcept { present_ = 0; }
+  bool Has(Buffer b) const noexcept { return (present_ >> static_cast<size_t>(b)) & 1; }
+  std::span<const uint8_t> Get(Buffer b) const noexcept { return spans_[static_cast<size_t>(b)]; }
+  uint64_t mask() const noexcept { return present_; }
+
+ private:
+  std::array<std::span<const uint8_t>, kBufferCount> spans_{};
+  uint64_t present_ = 0;
+};
+
+// The packet or transaction being inspected, oriented as it travels (src is the sender).
+struct PacketMeta {
+  Protocol transport = Protocol::kTcp;  // kTcp, kUdp, kIcmp; kIp for any other
+  Protocol app = Protocol::kIp;         // the flow's application protocol; kIp: not identified
+  bool ipv6 = false;
+  std::array<uint8_t, 16> src{}, dst{};  // IPv4 in the first 4 bytes, network order
+  uint16_t src_port = 0, dst_port = 0;
+  bool to_server = true;      // the sender is the flow's client
+  bool established = false;   // TCP: after the handshake; UDP: once both sides spoke
+  uint32_t payload_size = 0;  // dsize
+  int64_t ts_ns = 0;          // packet time, for thresholds
+};
+
+inline constexpr size_t kMaxFlowbits = 256;
+struct FlowBits {
+  std::bitset<kMaxFlowbits> bits;
+};
+
+struct DetectorStats {
+  size_t rules = 0;
+  size_t prefiltered = 0;     // rules with a fast pattern (checked only when it is seen)
+  size_t always = 0;          // rules without one (every inspection with their buffers)
+  size_t patterns = 0;        // distinct fast patterns over all buffers
+  size_t databases = 0;       // buffers with a fast-pattern database
+  size_t pcres = 0;           // pcre databases (one per pcre, for verification)
+  size_t flowbits = 0;        // distinct flowbit names
+  size_t database_bytes = 0;  // Hyperscan database sizes
+  double build_ms = 0;
+  bool from_cache = false;  // the databases came from the cache
+  // Rules that can never alert, with the reason: left out ("flowbits: more than 256 names") or
+  // kept with a pcre Hyperscan refused at compile time ("pcre: ...").
+  std::vector<std::pair<uint32_t, std::string>> dropped;
+};
+
+// One worker's Hyperscan scratch, candidate marks and threshold state (Detector::NewScratch).
+class Scratch {
+ public:
+  Scratch();
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Detector {
+ public:
+  // Compiles the rules (taken over). nullptr with *error when a database cannot be built; rules
+  // the engine cannot take are dropped and listed in stats->dropped, not an error.
+  // `cache_dir` (optional): compiled databases are kept there in one file per set of database
+  // inputs (Hyperscan version, fast patterns, pcres), so that a restart with the same rules
+  // loads them instead of compiling; a missing, stale or corrupt file is rebuilt.
+  static std::shared_ptr<const Detector> Build(std::vector<Rule> rules, std::string* error,
+                                               DetectorStats* stats = nullptr,
+                                               const std::string& cache_dir = "");
+  ~Detector();
+  Detector(const Detector&) = delete;
+  Detector& operator=(const Detector&) = delete;
+
+  // Per-thread scratch for this detector (and any detector built later with no more databases:
+  // call again after a reload). nullptr with *error when Hyperscan cannot allocate it.
+  std::unique_ptr<Scratch> NewScratch(std::string* error) const;
+
+  // Inspects one packet or transaction: writes the indexes of the rules that alert (at most
+  // alerts.size(), in rule order; rules with `noalert` never appear) and returns how many.
+  // Matching rules also update `bits` (may be null: flowbit conditions then fail and actions are
+  // skipped) and the scratch's threshold state.
+  size_t Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, Scratch& scratch,
+                 std::span<uint32_t> alerts) const noexcept;
+
+  const Rule& rule(uint32_t index) const { return rules_[index]; }
+  size_t size() const { return rules_.size(); }
+  const DetectorStats& stats() const { return stats_; }
+
+  struct Impl;
+
+ private:
+  Detector();
+  std::vector<Rule> rules_;
+  DetectorStats stats_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Verification of one buffer's contents and pcres, exposed for tests: `matches` are the rule's
+// matches in that buffer in rule order. Suricata's semantics: offset/depth from the buffer start
+// (depth counted from offset), distance/within from the end of the previous match in the buffer
+// (within counted from there plus distance), a relative match with no previous one is relative to
+// the buffer start, negated contents must not occur in their window and do not move the anchor,
+// and a later relative match that fails makes the earlier ones try their next occurrence.
+// `pcre_db` gives the compiled pcre of a Pcre match (nullptr: that pcre fails).
+struct PcreRunner {
+  virtual ~PcreRunner() = default;
+  // Every end offset (relative to `data`) of a match of pcre `p` in `data`, ascending, at most
+  // ends.size(); returns how many (0: no match), or SIZE_MAX when `p` cannot be run (the match
+  // then fails, negated or not).
+  virtual size_t Ends(const Pcre& p, std::span<const uint8_t> data,
+                      std::span<uint32_t> ends) noexcept = 0;
+};
+bool VerifyBuffer(std::span<const Match* const> matches, std::span<const uint8_t> buffer,
+                  PcreRunner* pcre, int* budget) noexcept;
+
+}  // namespace vigil::rules
