@@ -1,6 +1,8 @@
 #include "control/api/api.h"
 
 #include <ctime>
+#include <fstream>
+#include <iterator>
 
 namespace vigil::ctl::api {
 namespace {
@@ -285,6 +287,32 @@ Response Api::Search(const std::string& q, const std::string& from, const std::s
   return Json(200, j);
 }
 
+Response Api::Files(const std::string& q, const std::string& from, const std::string& to,
+                    const std::string& last, const std::string& limit) {
+  const std::string query =
+      q.empty() ? "event_type:fileinfo" : "event_type:fileinfo AND (" + q + ")";
+  return Search(query, from, to, last, limit, "");
+}
+
+Response Api::File(const std::string& sha256) {
+  if (sha256.size() != 64) return Error(400, "sha256: expected 64 hex digits");
+  std::string sha = sha256;
+  for (char& c : sha) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c + 32);
+    // Only hex digits: nothing in the name can leave the files directory.
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return Error(400, "sha256: expected 64 hex digits");
+    }
+  }
+  if (files_dir_.empty()) return Error(404, "no files directory is configured (files_dir)");
+  std::ifstream in(files_dir_ + "/" + sha.substr(0, 2) + "/" + sha, std::ios::binary);
+  if (!in) return Error(404, "file " + sha + " is not in the store");
+  Response r;
+  r.content_type = "application/octet-stream";
+  r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return r;
+}
+
 Response Api::Models() {
   nlohmann::json list = nlohmann::json::array();
   if (models_ != nullptr) {
@@ -345,6 +373,10 @@ Response Api::Handle(const Request& req) {
     if (id.empty() || !n) return Error(400, "breach id: expected an integer");
     return Breach(static_cast<int64_t>(*n));
   }
+  if (p == "/api/v1/files") {
+    return Files(arg("q"), arg("from"), arg("to"), arg("last"), arg("limit"));
+  }
+  if (p.rfind("/api/v1/files/", 0) == 0) return File(p.substr(14));
   if (p == "/api/v1/search") {
     return Search(arg("q"), arg("from"), arg("to"), arg("last"), arg("limit"), arg("count_by"));
   }

@@ -52,6 +52,14 @@ class Api {
   Response Search(const std::string& q, const std::string& from, const std::string& to,
                   const std::string& last, const std::string& limit, const std::string& count_by);
   Response Models();
+  // GET /api/v1/files: a search restricted to fileinfo events (as Search).
+  Response Files(const std::string& q, const std::string& from, const std::string& to,
+                 const std::string& last, const std::string& limit);
+  // GET /api/v1/files/{sha256}: the stored content (application/octet-stream) from the files
+  // directory. `sha256` must be 64 hex digits; 404 when not stored or no directory is set.
+  Response File(const std::string& sha256);
+  // The dataplane's file store on this host (outputs.files.dir); "" serves no content.
+  void set_files_dir(std::string dir) { files_dir_ = std::move(dir); }
   // POST /api/v1/breaches/{id}/{acknowledge|unacknowledge|comment}, body {"comment": "..."}
   // (optional for acknowledge, required for comment). Returns the breach as it is afterwards.
   Response UpdateBreach(int64_t id, const std::string& action, const std::string& body);
@@ -64,6 +72,7 @@ class Api {
   std::function<std::string()> metrics_;
   BreachUpdater update_;
   std::string token_;
+  std::string files_dir_;
 };
 
 }  // namespace vigil::ctl::api

@@ -109,6 +109,7 @@ class Loader {
             {"data_dir", Str(&c.data_dir, false)},
             {"event_socket", Str(&c.event_socket, false)},
             {"models_dir", Str(&c.models_dir, false)},
+            {"files_dir", Str(&c.files_dir, true)},
             {"api",
              [&](const YAML::Node& n, const std::string& f) {
                Map(n, f,

@@ -23,6 +23,9 @@ struct ControlConfig {
   std::string api_token_file;
   uint32_t retention_days = 60;
   uint64_t retention_max_mb = 0;  // 0: no size cap
+  // The dataplane's file store (outputs.files.dir) on this host, served by /api/v1/files/{sha256};
+  // "" = none.
+  std::string files_dir;
 };
 
 struct ControlConfigError {

@@ -436,6 +436,7 @@ int main(int argc, char** argv) {
     }
   };
   api::Api api(reader.get(), &*models, status, metrics, update, token);
+  api.set_files_dir(cfg.files_dir);
   std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
 
   signal(SIGTERM, OnSignal);

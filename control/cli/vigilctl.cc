@@ -7,6 +7,8 @@
 //     search QUERY [--from T --to T | --last 60d] [--count-by day|hour|FIELD] [--limit N]
 //     models
 //     ack ID [--comment TEXT] | unack ID | comment ID TEXT
+//     files [--query Q] [--from T --to T | --last 60d] [--limit N]
+//     file get SHA256 -o FILE   (--files-dir DIR with --data-dir: the dataplane's file store)
 //
 // Talks to a running control over its API (Unix socket by default), or with --data-dir reads a
 // stopped (or running) store directly, read-only (ack/unack/comment open a stopped store for
@@ -44,6 +46,8 @@ int Usage(const char* why) {
                "[--limit N]\n"
                "  models\n"
                "  ack ID [--comment TEXT] | unack ID | comment ID TEXT\n"
+               "  files [--query Q] [--from T --to T | --last 60d] [--limit N]\n"
+               "  file get SHA256 -o FILE   (with --data-dir: --files-dir DIR)\n"
                "Changes over the API need the token: --token-file FILE or $VIGIL_API_TOKEN.\n"
                "T: 2017-10-20T18:43:22Z, 2017-10-20 or Unix seconds (packet time, UTC)\n");
   return 2;
@@ -111,6 +115,16 @@ void PrintHuman(const std::string& command, const json& j) {
     }
     std::printf("%zu of %s event(s) matching %s\n", j["events"].size(), Str(j, "total").c_str(),
                 Str(j, "query").c_str());
+  } else if (command == "files") {
+    for (const json& e : j["events"]) {
+      const json& ev = e["event"];
+      const json f = ev.value("fileinfo", json::object());
+      std::printf("%s %s -> %s  %-9s %10s  %s  %s%s\n", Str(ev, "timestamp").c_str(),
+                  Str(ev, "src_ip").c_str(), Str(ev, "dest_ip").c_str(), Str(f, "state").c_str(),
+                  Str(f, "size").c_str(), Str(f, "sha256").empty() ? "-" : Str(f, "sha256").c_str(),
+                  Str(f, "filename").c_str(), f.value("stored", false) ? "" : "  (not stored)");
+    }
+    std::printf("%zu of %s file(s)\n", j["events"].size(), Str(j, "total").c_str());
   } else if (command == "models") {
     for (const json& m : j["models"]) {
       std::printf("%-50s priority %s\n", Str(m, "name").c_str(), Str(m, "priority").c_str());
@@ -124,12 +138,12 @@ void PrintHuman(const std::string& command, const json& j) {
 
 int main(int argc, char** argv) {
   std::string socket = "/run/vigil/api.sock", api_addr, data_dir, models_dir = "rules/models";
-  std::string token_file;
+  std::string token_file, files_dir, output;
   bool as_json = false;
   std::vector<std::string> args;
   std::map<std::string, std::string> opts;
-  static const char* kValued[] = {"--model", "--since",    "--limit",   "--from",
-                                  "--to",    "--count-by", "--comment", "--last"};
+  static const char* kValued[] = {"--model",    "--since",   "--limit", "--from", "--to",
+                                  "--count-by", "--comment", "--last",  "--query"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -144,6 +158,10 @@ int main(int argc, char** argv) {
        : a == "--data-dir"   ? data_dir
        : a == "--token-file" ? token_file
                              : models_dir) = v;
+    } else if (a == "--files-dir" || a == "-o" || a == "--output") {
+      const char* v = value();
+      if (v == nullptr) return Usage((a + " needs a value").c_str());
+      (a == "--files-dir" ? files_dir : output) = v;
     } else if (a == "-h" || a == "--help") {
       return Usage(nullptr);
     } else if (a.rfind("--", 0) == 0) {
@@ -180,6 +198,12 @@ int main(int argc, char** argv) {
       if (command == "unack") return Usage("unack takes no --comment");
       update_body = json{{"comment", opt("comment")}}.dump();
     }
+  }
+  // file get SHA256 -o FILE: the content, written to FILE ("-": stdout).
+  const bool is_file_get = command == "file";
+  if (is_file_get) {
+    if (args.size() != 3 || args[1] != "get") return Usage("file get needs a SHA256");
+    if (output.empty()) return Usage("file get needs -o FILE");
   }
   int status = 0;
   std::string body;
@@ -229,6 +253,12 @@ int main(int argc, char** argv) {
       r = api.Search(args[1], opt("from"), opt("to"), opt("last"), opt("limit"), opt("count-by"));
     } else if (command == "models") {
       r = api.Models();
+    } else if (command == "files") {
+      if (args.size() != 1) return Usage("files takes no argument (use --query Q)");
+      r = api.Files(opt("query"), opt("from"), opt("to"), opt("last"), opt("limit"));
+    } else if (is_file_get) {
+      api.set_files_dir(files_dir);
+      r = api.File(args[2]);
     } else {
       return Usage(("unknown command " + command).c_str());
     }
@@ -266,6 +296,13 @@ int main(int argc, char** argv) {
                "&limit=" + UrlEncode(opt("limit")) + "&count_by=" + UrlEncode(opt("count-by"));
     } else if (command == "models") {
       target = "/api/v1/models";
+    } else if (command == "files") {
+      if (args.size() != 1) return Usage("files takes no argument (use --query Q)");
+      target = "/api/v1/files?q=" + UrlEncode(opt("query")) + "&from=" + UrlEncode(opt("from")) +
+               "&to=" + UrlEncode(opt("to")) + "&last=" + UrlEncode(opt("last")) +
+               "&limit=" + UrlEncode(opt("limit"));
+    } else if (is_file_get) {
+      target = "/api/v1/files/" + UrlEncode(args[2]);
     } else {
       return Usage(("unknown command " + command).c_str());
     }
@@ -279,6 +316,21 @@ int main(int argc, char** argv) {
     }
     status = res.status;
     body = res.body;
+  }
+  if (is_file_get && status == 200) {
+    if (output == "-") {
+      std::fwrite(body.data(), 1, body.size(), stdout);
+      return 0;
+    }
+    std::ofstream out(output, std::ios::binary | std::ios::trunc);
+    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    out.close();
+    if (!out) {
+      std::fprintf(stderr, "vigilctl: cannot write %s\n", output.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "%zu bytes written to %s\n", body.size(), output.c_str());
+    return 0;
   }
   if (as_json) {
     std::printf("%s\n", body.c_str());

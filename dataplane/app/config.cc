@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -888,6 +889,7 @@ class ConfigLoader {
                                        }},
                                   });
                       }},
+                     {"files", [&](const Item& i) { Files(i); }},
                      {"event_ring_mb",
                       [&](const Item& i) {
                         if (auto v = p_.PowerOfTwo(i, 1, 4096)) {
@@ -897,8 +899,81 @@ class ConfigLoader {
                  });
   }
 
+  void Files(const Item& item) {
+    FilesConfig& f = config_.app_layer.files;
+    p_.Map(item, {
+                     {"enabled",
+                      [&](const Item& i) {
+                        if (auto b = p_.Bool(i)) f.enabled = *b;
+                      }},
+                     {"dir",
+                      [&](const Item& i) {
+                        if (auto v = p_.String(i)) f.dir = *v;
+                      }},
+                     {"max_file_mb",
+                      [&](const Item& i) {
+                        max_file_item_ = i;
+                        if (auto v = p_.Uint(i, 1, 1u << 20)) {
+                          f.max_file_mb = static_cast<uint32_t>(*v);
+                        } else {
+                          files_limits_ok_ = false;
+                        }
+                      }},
+                     {"max_total_mb",
+                      [&](const Item& i) {
+                        max_total_item_ = i;
+                        if (auto v = p_.Uint(i, 1, 1u << 30)) {
+                          f.max_total_mb = static_cast<uint32_t>(*v);
+                        } else {
+                          files_limits_ok_ = false;
+                        }
+                      }},
+                     {"extensions",
+                      [&](const Item& i) {
+                        if (i.node.IsNull()) return;
+                        auto entries = p_.Seq(i);
+                        if (!entries) return;
+                        for (const Item& e : *entries) {
+                          auto v = p_.String(e);
+                          if (!v) continue;
+                          std::string ext = v->front() == '.' ? v->substr(1) : *v;
+                          bool ok = !ext.empty() && ext.size() <= 32 && ext.back() != '.';
+                          for (char& c : ext) {
+                            const unsigned char u = static_cast<unsigned char>(c);
+                            ok &= std::isalnum(u) != 0 || c == '.' || c == '_' || c == '-';
+                            c = static_cast<char>(std::tolower(u));
+                          }
+                          if (!ok) {
+                            p_.Error(e.loc, e.path,
+                                     "expected a file name ending such as \"exe\" or "
+                                     "\".tar.gz\" (letters, digits, '.', '_', '-'; at most 32), "
+                                     "got " +
+                                         Describe(e.node));
+                            continue;
+                          }
+                          f.extensions.push_back(ext);
+                        }
+                      }},
+                 });
+  }
+
   // Checks that need more than one key; positions keep the final list in document order.
   void CrossCheck() {
+    {
+      const FilesConfig& f = config_.app_layer.files;
+      if (files_limits_ok_ && f.max_file_mb > f.max_total_mb) {
+        if (!max_file_item_.path.empty()) {
+          p_.Error(max_file_item_.loc, max_file_item_.path,
+                   "must not exceed max_total_mb (" + std::to_string(f.max_total_mb) + "), got " +
+                       std::to_string(f.max_file_mb));
+        } else {
+          p_.Error(max_total_item_.loc, max_total_item_.path,
+                   "must be at least max_file_mb (" + std::to_string(f.max_file_mb) +
+                       ", the default), got " + std::to_string(f.max_total_mb));
+        }
+      }
+    }
+
     if (size_mb_ && hugepages_ok_) {
       const uint64_t min = config_.hugepages ? kMinMemoryHugeMb : kMinMemoryNoHugeMb;
       if (*size_mb_ < min) {
@@ -990,6 +1065,8 @@ class ConfigLoader {
   bool emergency_ok_ = true;
   Item enter_item_;
   Item exit_item_;
+  Item max_file_item_, max_total_item_;  // outputs.files, for the cross check
+  bool files_limits_ok_ = true;
   bool ports_ok_ = false;
   bool bridges_ok_ = true;
   std::vector<PortSeen> ports_seen_;

@@ -72,6 +72,19 @@ struct FlowConfig {
                                   .other_established = 100};
 };
 
+// outputs.files: extraction of files carried by SMB reads and writes. The workers tap the SMB
+// parsers (stream/session.h) and the exporter assembles and stores the files
+// (export/file_store.h).
+struct FilesConfig {
+  bool enabled = false;
+  std::string dir = "/var/lib/vigil/files";  // content-addressed store: <dir>/<sha[0:2]>/<sha>
+  uint32_t max_file_mb = 100;     // per file: data beyond is not extracted (state TRUNCATED)
+  uint32_t max_total_mb = 10240;  // the store: a file that does not fit is not stored
+  // Name endings to extract, lower case without the leading dot ("exe", "job", "tar.gz"); empty:
+  // every file. Other files get a `fileinfo` event but no data leaves the worker.
+  std::vector<std::string> extensions;
+};
+
 // The session layer: TCP reassembly and application-layer parsing (stream/session.h).
 struct AppLayerConfig {
   bool enabled = true;             // app_layer.enabled: reassemble and parse at all
@@ -87,6 +100,7 @@ struct AppLayerConfig {
   // keep their built-in pool size.
   std::vector<std::pair<std::string, uint32_t>> parser_pools;
   ExceptionPolicy stream_memcap = ExceptionPolicy::kPassFlow;
+  FilesConfig files;  // outputs.files (here because the workers apply its limits)
 };
 
 // IP defragmentation (stream/defrag.h). The hash seed is derived from flow.hash_seed per worker.

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -208,6 +209,18 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     // Every EVE line also goes to control, journalled until it is acknowledged.
     eve_.set_line_hook([this](std::string_view line) { channel_->Submit(line); });
   }
+  if (config.app_layer.enabled && config.app_layer.files.enabled) {
+    const FilesConfig& fc = config.app_layer.files;
+    FileStoreOptions fo;
+    fo.dir = fc.dir;
+    fo.max_file_bytes = uint64_t{fc.max_file_mb} << 20;
+    fo.max_total_bytes = uint64_t{fc.max_total_mb} << 20;
+    // fileinfo events take the same path as every other event (EVE file and control).
+    files_ = std::make_unique<FileStore>(
+        fo, [this](std::span<const uint8_t> record) { eve_.WriteApp(record); });
+    err = files_->Open();
+    if (!err.empty()) return err;
+  }
   return "";
 }
 
@@ -221,9 +234,23 @@ uint32_t Dataplane::DrainEvents() {
       if (kind == kEventFlowEnd && rec.size() == sizeof(FlowRecord)) {
         FlowRecord r;
         std::memcpy(&r, rec.data(), sizeof r);
+        // The flow's files not closed by now never will be: their fileinfo precedes the flow.
+        if (files_ != nullptr) files_->OnFlowEnd(r.flow_id);
         eve_.Write(r);
+        if (r.end_ns > latest_packet_ns_) latest_packet_ns_ = r.end_ns;
       } else if (kind == kEventApp) {
         eve_.WriteApp(rec);
+        if (rec.size() >= sizeof(AppEventHeader)) {
+          uint64_t ts;
+          std::memcpy(&ts, rec.data() + offsetof(AppEventHeader, ts_ns), sizeof ts);
+          if (ts > latest_packet_ns_) latest_packet_ns_ = ts;
+        }
+      } else if (kind >= kEventFileOpen && kind <= kEventFileClose) {
+        if (files_ != nullptr) {
+          files_->OnRecord(kind, rec);
+        } else {
+          ++bad_records_;
+        }
       } else {
         ++bad_records_;
       }
@@ -250,6 +277,7 @@ void Dataplane::Run(std::atomic<bool>* stop) {
     if (channel_ != nullptr) channel_->Poll();
     const auto now = std::chrono::steady_clock::now();
     if (now - last_flush > std::chrono::milliseconds(200)) {
+      if (files_ != nullptr) files_->Expire(latest_packet_ns_);
       eve_.Flush();
       last_flush = now;
     }
@@ -278,6 +306,7 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   elapsed_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   while (DrainEvents() > 0) {
   }
+  if (files_ != nullptr) files_->CloseAll();
   eve_.Close();
   if (channel_ != nullptr) {
     // Replay ends when control has everything (it may be slower than the capture); live, a
@@ -449,6 +478,18 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "events", c.app_events.Get());
     AppendKV(&o, "events_lost", c.app_events_lost.Get());
     AppendKV(&o, "events_truncated", c.app_events_truncated.Get());
+    if (config_.app_layer.files.enabled) {
+      o += "},\"files\":{";
+      AppendKV(&o, "seen", c.files_seen.Get(), false);
+      AppendKV(&o, "not_wanted", c.files_not_wanted.Get());
+      AppendKV(&o, "truncated", c.files_truncated.Get());
+      AppendKV(&o, "gaps", c.files_gaps.Get());
+      AppendKV(&o, "chunks", c.files_chunks.Get());
+      AppendKV(&o, "bytes", c.files_bytes.Get());
+      AppendKV(&o, "chunks_dropped", c.files_chunks_dropped.Get());
+      AppendKV(&o, "records_dropped", c.files_records_dropped.Get());
+      AppendKV(&o, "evicted", c.files_evicted.Get());
+    }
     o += "},\"events\":{";
     AppendKV(&o, "enqueued", c.events_enqueued.Get(), false);
     AppendKV(&o, "ring_full", c.events_ring_full.Get());
@@ -461,6 +502,28 @@ std::string Dataplane::CountersJson() const {
   o += ",\"path\":";
   AppendJsonString(&o, eve_.path());
   o += "}";
+  if (files_ != nullptr) {
+    const FileStoreCounters& c = files_->counters();
+    o += ",\"files\":{";
+    AppendKV(&o, "opened", c.opened, false);
+    AppendKV(&o, "events", c.events);
+    AppendKV(&o, "stored", c.stored);
+    AppendKV(&o, "deduplicated", c.deduplicated);
+    AppendKV(&o, "store_full", c.store_full);
+    AppendKV(&o, "not_wanted", c.not_wanted);
+    AppendKV(&o, "truncated", c.truncated);
+    AppendKV(&o, "with_gaps", c.with_gaps);
+    AppendKV(&o, "errors", c.errors);
+    AppendKV(&o, "idle_closed", c.idle_closed);
+    AppendKV(&o, "late_records", c.late_records);
+    AppendKV(&o, "bad_records", c.bad_records);
+    AppendKV(&o, "tasks", c.tasks);
+    AppendKV(&o, "used_bytes", files_->used_bytes());
+    AppendKV(&o, "open", files_->open_files());
+    o += ",\"dir\":";
+    AppendJsonString(&o, files_->dir());
+    o += "}";
+  }
   if (channel_ != nullptr) {
     const ChannelClientCounters& c = channel_->counters();
     o += ",\"control\":{";

@@ -16,6 +16,7 @@
 #include "dataplane/export/channel_client.h"
 #include "dataplane/export/eve_writer.h"
 #include "dataplane/export/event_ring.h"
+#include "dataplane/export/file_store.h"
 #include "dataplane/port/port.h"
 #include "dataplane/worker/worker.h"
 
@@ -68,6 +69,8 @@ class Dataplane {
   std::vector<std::unique_ptr<Worker>> workers_;
   EveWriter eve_;
   std::unique_ptr<ChannelClient> channel_;  // events to vigil-control, when outputs.control is on
+  std::unique_ptr<FileStore> files_;        // outputs.files: extracted files and fileinfo events
+  uint64_t latest_packet_ns_ = 0;           // newest packet time seen on the rings (file timeouts)
   std::atomic<bool> worker_stop_{false};
   std::atomic<unsigned> workers_done_{0};
   double elapsed_s_ = 0;

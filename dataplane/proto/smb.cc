@@ -734,6 +734,8 @@ int SmbParser::AddFile(std::span<const uint8_t> fuid, uint64_t session_id,
   f.age = ++clock_;
   f.xfer[0] = Xfer{};
   f.xfer[1] = Xfer{};
+  f.size_known = false;
+  f.end_of_file = 0;
   f.name.Clear();
   if (const Tree* t = FindTree(session_id, tree_id)) f.is_pipe = t->is_pipe;
   return slot;
@@ -745,7 +747,12 @@ std::string_view SmbParser::FileShare(const File& f) noexcept {
 }
 
 SmbFileRef SmbParser::FileRef(const File& f, Direction dir) noexcept {
-  return SmbFileRef{f.fuid, f.fuid_len, f.session_id, f.tree_id, dir, f.name.view(), FileShare(f)};
+  const Xfer& x = f.xfer[Idx(dir)];
+  return SmbFileRef{f.fuid,        f.fuid_len,    f.session_id, f.tree_id,
+                    dir,           f.name.view(), FileShare(f), x.id,
+                    f.end_of_file, f.size_known,  false,        x.status_set,
+                    x.version,     x.command,     dialect_,     smb1_dialect_.view(),
+                    x.status};
 }
 
 void SmbParser::FinishXfer(File& f, int xdir, Direction dir) noexcept {
@@ -784,7 +791,8 @@ void SmbParser::CloseFile(int index, Direction dir, bool forget) noexcept {
     const bool was_active = f.xfer[x].active;
     FinishXfer(f, x, dir);
     if (was_active && file_obs_ != nullptr) {
-      const SmbFileRef ref = FileRef(f, x == 0 ? Direction::kToServer : Direction::kToClient);
+      SmbFileRef ref = FileRef(f, x == 0 ? Direction::kToServer : Direction::kToClient);
+      ref.closed = forget;
       file_obs_->OnFileClose(ref);
     }
   }

@@ -58,9 +58,9 @@ const char* Smb1TransSubcommandName(uint16_t sub) noexcept;  // "TRANSACT_NMPIPE
 // written (36 or 4; 0 for other lengths); `out` gets a NUL after it.
 size_t FormatSmbFuid(std::span<const uint8_t> fuid, char out[37]) noexcept;
 
-// The seam for file extraction (not implemented here): a reader of file contents gets the bytes
-// of non-pipe reads (to_client) and writes (to_server) as they stream by, without the parser
-// buffering them.
+// The seam for file extraction (implemented by stream/file_tap.h): a reader of file contents gets
+// the bytes of non-pipe reads (to_client) and writes (to_server) as they stream by, without the
+// parser buffering them.
 struct SmbFileRef {
   const uint8_t* fuid;  // 16 bytes (SMB2) or 2 (SMB1)
   uint8_t fuid_len;
@@ -69,6 +69,17 @@ struct SmbFileRef {
   Direction dir;          // kToClient: read, kToServer: write
   std::string_view name;  // as in the events ("" when the open was not seen)
   std::string_view share;
+  // The transfer (Suricata's file transaction) and its SMB context, for the `fileinfo` event.
+  uint64_t tx_id;      // EVE smb.id of this transfer's `smb` event
+  uint64_t file_size;  // EndOfFile of the CREATE response (size_known)
+  bool size_known;
+  bool closed;  // OnFileClose: the client closed the file (else forgotten or the flow ended)
+  bool status_set;
+  uint8_t version;  // 1 or 2
+  uint16_t command;
+  uint16_t dialect;               // SMB2 dialect, 0 when none
+  std::string_view smb1_dialect;  // SMB1 dialect name, "" when none
+  uint32_t status;
 };
 class SmbFileObserver {
  public:
@@ -181,7 +192,9 @@ class SmbParser final : public AppParser {
     uint64_t session_id;
     uint32_t age;
     uint8_t fuid[16];
-    Xfer xfer[2];  // [kToServer] writes, [kToClient] reads
+    Xfer xfer[2];          // [kToServer] writes, [kToClient] reads
+    bool size_known;       // end_of_file is from the CREATE response
+    uint64_t end_of_file;  // for file extraction (SmbFileRef::file_size)
     FixedString<kSmbNameBytes> name;
   };
   // The SMB context of the data last fed to a pipe, per direction, for the events of the calls

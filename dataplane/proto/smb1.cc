@@ -486,6 +486,8 @@ void SmbParser::Smb1Response(std::span<const uint8_t> msg, uint32_t msg_len) noe
         const int fi = AddFile({tx->fuid, 2}, uid, tx->tree_id);
         if (fi >= 0) {
           if (tx->name_slot >= 0) files_[fi].name.Assign(names_[tx->name_slot].view());
+          files_[fi].size_known = true;
+          files_[fi].end_of_file = tx->size;
           tx->is_pipe = files_[fi].is_pipe;
         }
         break;

@@ -601,6 +601,8 @@ void SmbParser::Smb2Response(std::span<const uint8_t> rec, uint32_t rec_len,
       const int fi = AddFile(fid, tx->session_id, tx->tree_id);
       if (fi >= 0) {
         if (tx->name_slot >= 0) files_[fi].name.Assign(names_[tx->name_slot].view());
+        files_[fi].size_known = true;
+        files_[fi].end_of_file = tx->size;
         tx->is_pipe = files_[fi].is_pipe;
       }
       break;

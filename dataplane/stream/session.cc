@@ -6,6 +6,7 @@
 #include <new>
 
 #include "dataplane/export/event_record.h"
+#include "dataplane/proto/smb.h"
 
 namespace vigil::dp {
 
@@ -15,7 +16,7 @@ using proto::ProbeResult;
 
 // The EventSink the parsers see: builds an AppEventHeader for the current flow and copies the
 // event onto the worker's ring.
-class SessionManager::EventCarrier final : public proto::EventSink {
+class SessionManager::EventCarrier final : public proto::EventSink, public FileTap::Context {
  public:
   EventCarrier(EventRing* ring, uint16_t worker, SessionCounters* counters)
       : ring_(ring), worker_(worker), counters_(counters) {}
@@ -61,22 +62,7 @@ class SessionManager::EventCarrier final : public proto::EventSink {
       return;
     }
     AppEventHeader h;
-    std::memset(&h, 0, sizeof h);
-    const Flow& f = *flow_;
-    // Client → server, as the parser sees the flow.
-    const bool client_lo = (f.client_is_lo != 0) != reversed_;
-    std::memcpy(h.src_addr, client_lo ? f.key.addr_lo : f.key.addr_hi, 16);
-    std::memcpy(h.dst_addr, client_lo ? f.key.addr_hi : f.key.addr_lo, 16);
-    h.src_port = client_lo ? f.key.port_lo : f.key.port_hi;
-    h.dst_port = client_lo ? f.key.port_hi : f.key.port_lo;
-    h.ts_ns = now_;
-    h.flow_id = f.flow_id;
-    h.vlan[0] = static_cast<uint16_t>(f.key.vlan_proto & 0xfff);
-    h.vlan[1] = static_cast<uint16_t>((f.key.vlan_proto >> 12) & 0xfff);
-    h.vlan_count = f.vlan_count;
-    h.proto = static_cast<uint8_t>(f.key.vlan_proto >> 24);
-    h.ip_version = f.ip_version;
-    h.app_proto = f.app_proto;
+    FileIdentity(&h);
     h.direction = static_cast<uint8_t>(dir_);
     h.flags = truncated ? kAppEventTruncated : 0;
     h.worker = worker_;
@@ -92,6 +78,29 @@ class SessionManager::EventCarrier final : public proto::EventSink {
     q += body.size();
     if (!msg.empty()) std::memcpy(q, msg.data(), msg.size());
     ring_->Commit(kEventApp, size);
+  }
+
+  // The bound flow's identity (client → server as the parser sees it) and the packet time.
+  bool FileIdentity(AppEventHeader* h) const noexcept override {
+    std::memset(h, 0, sizeof *h);
+    if (flow_ == nullptr) return false;
+    const Flow& f = *flow_;
+    const bool client_lo = (f.client_is_lo != 0) != reversed_;
+    std::memcpy(h->src_addr, client_lo ? f.key.addr_lo : f.key.addr_hi, 16);
+    std::memcpy(h->dst_addr, client_lo ? f.key.addr_hi : f.key.addr_lo, 16);
+    h->src_port = client_lo ? f.key.port_lo : f.key.port_hi;
+    h->dst_port = client_lo ? f.key.port_hi : f.key.port_lo;
+    h->ts_ns = now_;
+    h->flow_id = f.flow_id;
+    h->vlan[0] = static_cast<uint16_t>(f.key.vlan_proto & 0xfff);
+    h->vlan[1] = static_cast<uint16_t>((f.key.vlan_proto >> 12) & 0xfff);
+    h->vlan_count = f.vlan_count;
+    h->proto = static_cast<uint8_t>(f.key.vlan_proto >> 24);
+    h->ip_version = f.ip_version;
+    h->app_proto = f.app_proto;
+    h->worker = worker_;
+    h->pcap_cnt = pcap_cnt_;
+    return true;
   }
 
  private:
@@ -150,6 +159,9 @@ SessionManager::SessionManager(const AppLayerConfig& config, uint16_t worker, Ev
       segments_(config.enabled ? config.segment_slots : 1),
       reassembler_(&segments_, config.reassembly),
       carrier_(std::make_unique<EventCarrier>(ring, worker, &counters_)) {
+  if (config_.enabled && config_.files.enabled) {
+    file_tap_ = std::make_unique<FileTap>(config_.files, worker, ring, carrier_.get());
+  }
   const uint32_t n = config_.enabled ? config_.sessions : 0;
   sessions_ = std::make_unique<Session[]>(n);
   for (uint32_t i = 0; i < n; ++i) sessions_[i].next_free = i + 1 < n ? i + 1 : kSegmentNil;
@@ -373,6 +385,12 @@ bool SessionManager::StartParser(Flow& flow, Session* s, int kind, bool reversed
   s->kind = static_cast<uint8_t>(kind);
   s->state = State::kParsing;
   s->reversed = reversed ? 1 : 0;
+  if (file_tap_ != nullptr && proto == AppProto::kSmb) {
+    // Tests may register their own kinds: only the real SMB parser has the file seam.
+    if (auto* smb = dynamic_cast<proto::SmbParser*>(s->parser)) {
+      smb->set_file_observer(file_tap_.get());
+    }
+  }
   if (reversed) ++counters_.reversed;
   return true;
 }

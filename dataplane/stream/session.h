@@ -20,6 +20,7 @@
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/proto/event.h"
 #include "dataplane/proto/registry.h"
+#include "dataplane/stream/file_tap.h"
 #include "dataplane/stream/reassembly.h"
 
 namespace vigil::dp {
@@ -66,6 +67,10 @@ class SessionManager {
   const ReassemblyCounters& reassembly_counters() const noexcept { return reassembler_.counters(); }
   const SegmentPool& segment_pool() const noexcept { return segments_; }
   bool enabled() const noexcept { return config_.enabled; }
+  // File extraction (config.files.enabled): the tap's counters, or nullptr when it is off.
+  const FileTapCounters* file_counters() const noexcept {
+    return file_tap_ != nullptr ? &file_tap_->counters() : nullptr;
+  }
 
  private:
   static constexpr uint32_t kProbeBytes = 96;
@@ -127,6 +132,7 @@ class SessionManager {
   std::unique_ptr<Session[]> sessions_;
   uint32_t free_head_ = 0;
   std::unique_ptr<EventCarrier> carrier_;
+  std::unique_ptr<FileTap> file_tap_;  // SMB parsers' file observer; null when files are off
   SessionCounters counters_;
 };
 

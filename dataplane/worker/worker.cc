@@ -316,6 +316,17 @@ void Worker::PublishSessionCounters() noexcept {
   w.app_events.Set(c.events);
   w.app_events_lost.Set(c.events_lost);
   w.app_events_truncated.Set(c.events_truncated);
+  if (const FileTapCounters* f = sessions_->file_counters()) {
+    w.files_seen.Set(f->files);
+    w.files_not_wanted.Set(f->not_wanted);
+    w.files_truncated.Set(f->truncated);
+    w.files_gaps.Set(f->gaps);
+    w.files_chunks.Set(f->chunks);
+    w.files_bytes.Set(f->bytes);
+    w.files_chunks_dropped.Set(f->chunks_dropped);
+    w.files_records_dropped.Set(f->meta_dropped);
+    w.files_evicted.Set(f->evicted);
+  }
   w.stream_memcap.Set(c.stream_memcap);
   w.stream_midstream.Set(c.midstream);
   const ReassemblyCounters& r = sessions_->reassembly_counters();

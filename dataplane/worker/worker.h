@@ -94,6 +94,16 @@ struct alignas(64) WorkerCounters {
   Counter app_events;
   Counter app_events_lost;
   Counter app_events_truncated;
+  // File extraction (FileTap, when outputs.files is enabled).
+  Counter files_seen;
+  Counter files_not_wanted;
+  Counter files_truncated;
+  Counter files_gaps;
+  Counter files_chunks;
+  Counter files_bytes;
+  Counter files_chunks_dropped;
+  Counter files_records_dropped;
+  Counter files_evicted;
   Counter stream_memcap;
   Counter stream_midstream;
   Counter stream_in_order;

@@ -76,6 +76,7 @@ flow:
   hash_seed: 12345
 outputs:
   eve: {{enabled: true, path: /dev/null}}
+  files: {{enabled: true, dir: "{files}"}}
 """
 
 
@@ -178,7 +179,8 @@ def replay(build, pcap, tmp):
     """Runs the capture through vigil-dataplane; returns (eve.json path, error or None)."""
     cfg = os.path.join(tmp, "vigil.yaml")
     with open(cfg, "w") as f:
-        f.write(REPLAY_CONFIG.format(prefix=f"vigil-sv-{os.getpid()}"))
+        f.write(REPLAY_CONFIG.format(prefix=f"vigil-sv-{os.getpid()}",
+                                     files=os.path.join(tmp, "files")))
     eve = os.path.join(tmp, "eve.json")
     out = os.path.join(tmp, "out.pcap")
     for p in (eve, out):

@@ -943,3 +943,52 @@ app_layer:
 
 }  // namespace
 }  // namespace vigil::dp
+
+namespace vigil::dp {
+namespace {
+
+// outputs.files: values, the extension list (normalised), and errors with their positions.
+TEST(ConfigTest, OutputsFiles) {
+  const std::string head = R"(ports:
+  - {name: a, device: net_null0}
+  - {name: b, device: net_null1}
+bridges:
+  - [a, b]
+outputs:
+  files:
+)";
+  ConfigResult r = LoadConfigString(head + R"(    enabled: true
+    dir: /srv/files
+    max_file_mb: 8
+    max_total_mb: 64
+    extensions: [EXE, .job, tar.gz]
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  const FilesConfig& f = r.config->app_layer.files;
+  EXPECT_TRUE(f.enabled);
+  EXPECT_EQ(f.dir, "/srv/files");
+  EXPECT_EQ(f.max_file_mb, 8u);
+  EXPECT_EQ(f.max_total_mb, 64u);
+  EXPECT_EQ(f.extensions, (std::vector<std::string>{"exe", "job", "tar.gz"}));
+
+  r = LoadConfigString(head + R"(    max_file_mb: 0
+    extensions: ["a/b"]
+    bogus: 1
+)");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].ToString(),
+            "<string>:8:18: outputs.files.max_file_mb: must be in "
+            "1..1048576, got 0");
+  EXPECT_EQ(r.errors[1].field, "outputs.files.extensions[0]");
+  EXPECT_EQ(r.errors[1].line, 9);
+  EXPECT_EQ(r.errors[2].field, "outputs.files.bogus");
+
+  r = LoadConfigString(head + "    max_total_mb: 5\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].ToString(),
+            "<string>:8:19: outputs.files.max_total_mb: must be at least "
+            "max_file_mb (100, the default), got 5");
+}
+
+}  // namespace
+}  // namespace vigil::dp
