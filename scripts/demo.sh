@@ -4,7 +4,8 @@
 # across it (ping, IPv6 ping, a TCP transfer, HTTP), then shows what vigil saw: its counters and
 # the EVE events (protocol events and flow records). Finally replays a capture (the AT-scheduled-task lateral movement from
 # ../shared/data, when present) through the same pipeline, and 14 days of generated lateral movement
-# through the dataplane and vigil-control: the breach, its event log and two searches.
+# through the dataplane and vigil-control: the breach, its event log, two searches, the .JOB file
+# extracted from SMB with its task decoded, and the breach acknowledged.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -82,7 +83,14 @@ if [ -f ../shared/data/pcaps/401trg/20171220_smb_at_schedule.pcap ]; then
 fi
 say "control plane: 14 days of lateral movement (generated capture) through dataplane and vigil-control"
 /usr/bin/python3 tests/gen/lateral.py --days 14 "$out/lateral.pcap"
-scripts/replay.sh --data-dir "$out/store" "$out/lateral.pcap" | sed -n 1,3p
+# The shipped config with SMB file extraction on, the files next to the store.
+/usr/bin/python3 - config/vigil.yaml "$out/replay.yaml" "$out/files" <<'PY'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg.setdefault("outputs", {})["files"] = {"enabled": True, "dir": sys.argv[3]}
+yaml.safe_dump(cfg, open(sys.argv[2], "w"))
+PY
+scripts/replay.sh --data-dir "$out/store" --config "$out/replay.yaml" "$out/lateral.pcap" | sed -n 1,3p
 ctl() { build/control/vigilctl --data-dir "$out/store" "$@"; }
 echo; echo "\$ vigilctl breaches --model 'Device / AT Service Scheduled Task' --limit 3"
 ctl breaches --model "Device / AT Service Scheduled Task" --limit 3
@@ -94,4 +102,19 @@ echo; echo "\$ vigilctl search '*.JOB AND SMB' --limit 3"
 ctl search '*.JOB AND SMB' --limit 3
 echo; echo "\$ vigilctl search 'AV.job AND SMB' --last 60d --count-by day"
 ctl search 'AV.job AND SMB' --last 60d --count-by day
+echo; echo "\$ vigilctl files --query 'fileinfo.filename:*.job' --limit 3   (extracted from the SMB reads)"
+ctl files --query 'fileinfo.filename:*.job' --last 60d --limit 3
+sha=$(ctl --json files --query 'fileinfo.filename:*.job' --last 60d --limit 1 |
+  python3 -c "import json,sys; print(json.load(sys.stdin)['events'][0]['event']['fileinfo']['sha256'])")
+echo; echo "\$ vigilctl file get ${sha:0:16}… -o AV.job   (the task inside, decoded from MS-TSCH .JOB)"
+ctl --files-dir "$out/files" file get "$sha" -o "$out/AV.job" >/dev/null
+ctl --json search 'task.application:*' --last 60d --limit 1 | python3 -c "
+import json, sys
+t = json.load(sys.stdin)['events'][0]['event']['task']
+for k in ('application', 'parameters', 'working_directory', 'author', 'comment'):
+    print(f'  task.{k}: {t.get(k, \"\")}')
+print('  task.triggers: ' + ', '.join(f\"{x['type']} from {x.get('start', '?')}\" for x in t.get('triggers', [])))"
+echo "  $(wc -c <"$out/AV.job") bytes, sha256 $(sha256sum "$out/AV.job" | cut -c1-16)…"
+echo; echo "\$ vigilctl ack $first --comment 'AV scanner job, known'"
+ctl ack "$first" --comment "AV scanner job, known" | tail -1
 say "done: outputs in $out"
