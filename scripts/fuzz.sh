@@ -3,13 +3,15 @@
 # installed here if missing). Each target starts from its seed corpus in tests/fuzz/corpus/ and
 # writes new inputs to build-fuzz/corpus/<target>; a crash leaves crash-* files in build-fuzz/.
 #   scripts/fuzz.sh [SECONDS=300] [TARGET...]
-# targets: decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls tsch rules (default: all)
+# targets: decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls tsch rules query
+#          model channel (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-300}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls tsch rules)
+[ ${#targets[@]} -gt 0 ] || targets=(decoder reassembly defrag smb dcerpc ntlmssp spnego krb5 dns http tls tsch rules
+  query model channel)
 if ! command -v clang++ >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang libclang-rt-14-dev
@@ -36,6 +38,12 @@ declare -A libs=([rules]="-lhs -lyaml-cpp")
 sources[tsch]="$proto dataplane/proto/tsch.cc tests/fuzz/tsch_fuzz.cc"
 sources[smb]="$proto $auth dataplane/proto/dcerpc.cc dataplane/proto/smb.cc dataplane/proto/smb1.cc \
   dataplane/proto/smb2.cc tests/fuzz/smb_fuzz.cc"
+# The control plane's inputs: the query language, model files, and the event channel's frames.
+query="control/query/query.cc control/query/query_eval.cc control/query/query_prefilter.cc"
+sources[query]="$query tests/fuzz/query_fuzz.cc"
+sources[model]="$query control/model/model.cc control/model/engine.cc tests/fuzz/model_fuzz.cc"
+sources[channel]="control/channel/channel_server.cc tests/fuzz/channel_fuzz.cc"
+libs[model]="-lhs -lyaml-cpp"
 for t in "${targets[@]}"; do
   [ -n "${sources[$t]:-}" ] || { echo "fuzz: unknown target $t" >&2; exit 2; }
   # shellcheck disable=SC2086
