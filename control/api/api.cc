@@ -1,8 +1,10 @@
 #include "control/api/api.h"
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 namespace vigil::ctl::api {
 namespace {
@@ -118,9 +120,12 @@ nlohmann::json BreachJson(const store::Breach& b, store::Store* events) {
                    {"event_count", b.events.size()}};
   if (events != nullptr) {
     nlohmann::json log = nlohmann::json::array();
+    std::vector<uint64_t> flows;
+    std::vector<int64_t> listed;
     for (const store::BreachEventRef& ref : b.events) {
       nlohmann::json e{{"id", ref.event_id}, {"trigger", ref.trigger}};
-      if (auto ev = events->Event(ref.event_id)) {
+      const auto ev = events->Event(ref.event_id);
+      if (ev) {
         e["time"] = FormatTime(ev->ts_ns);
         e["event_type"] = ev->event_type;
         e["message"] = ev->message;
@@ -128,7 +133,34 @@ nlohmann::json BreachJson(const store::Breach& b, store::Store* events) {
       } else {
         e["missing"] = true;  // removed by retention since
       }
+      if (ev && ev->flow_id != 0 &&
+          std::find(flows.begin(), flows.end(), ev->flow_id) == flows.end()) {
+        flows.push_back(ev->flow_id);
+      }
+      listed.push_back(ref.event_id);
       log.push_back(std::move(e));
+    }
+    // What the same flows did next, read now: the events after the firing within one model
+    // interval (stored after the breach was written, e.g. the job file read that followed the
+    // atsvc bind), marked "after".
+    int64_t interval = int64_t{3600} * 1000000000;
+    if (details.is_object() && details.contains("interval_ns") &&
+        details["interval_ns"].is_number_integer()) {
+      interval = details["interval_ns"].get<int64_t>();
+    }
+    size_t added = 0;
+    for (const store::StoredEvent& ev :
+         events->EventsOfFlows(flows, b.ts_ns, b.ts_ns + std::max<int64_t>(interval, 0))) {
+      if (added >= kMaxAfterEvents) break;
+      if (std::find(listed.begin(), listed.end(), ev.id) != listed.end()) continue;
+      log.push_back({{"id", ev.id},
+                     {"trigger", false},
+                     {"after", true},
+                     {"time", FormatTime(ev.ts_ns)},
+                     {"event_type", ev.event_type},
+                     {"message", ev.message},
+                     {"event", EventJson(ev)["event"]}});
+      ++added;
     }
     j["event_log"] = std::move(log);
   }

@@ -23,6 +23,10 @@ std::optional<int64_t> ParseDurationArg(const std::string& s);
 // Packet-time nanoseconds as "2017-10-20T18:43:22.992213Z".
 std::string FormatTime(int64_t ns);
 
+// A breach as the API shows it. With `events`: its event log, the stored references (triggers
+// and the same flows' events in the window before the firing) followed by, marked "after", the
+// same flows' events from the firing to one model interval later (at most kMaxAfterEvents).
+inline constexpr size_t kMaxAfterEvents = 100;
 nlohmann::json BreachJson(const store::Breach& b, store::Store* events);
 
 // Applies a breach update on the store's writer (control's main thread, or vigilctl's own

@@ -97,7 +97,10 @@ void PrintHuman(const std::string& command, const json& j) {
     if (command != "breach") return;
     std::printf("  event log (%zu):\n", j["event_log"].size());
     for (const json& e : j["event_log"]) {
-      std::printf("  %s %s %-7s %s\n", e.value("trigger", false) ? "*" : " ",
+      std::printf("  %s %s %-7s %s\n",
+                  e.value("trigger", false) ? "*"
+                  : e.value("after", false) ? ">"
+                                            : " ",
                   Str(e, "time").c_str(), Str(e, "event_type").c_str(), Str(e, "message").c_str());
     }
   } else if (command == "search") {

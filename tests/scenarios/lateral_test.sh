@@ -40,6 +40,17 @@ missing = [n for n in need if not any(n in m for m in log)]
 for m in log: print("  " + m)
 sys.exit(1 if missing else 0)
 PY
+check "breach event log goes on with what the flow did next: the AV.job read (after)" \
+  /usr/bin/python3 - "$tmp/breach.json" <<'PY'
+import json, sys
+log = json.load(open(sys.argv[1]))["event_log"]
+after = [e for e in log if e.get("after")]
+triggers = [e for e in log if e.get("trigger")]
+reads = [e for e in after if "READ success" in e["message"] and "AV.job" in e["message"]]
+print(f"  {len(triggers)} trigger(s), {len(after)} events after the firing, {len(reads)} AV.job read")
+ok = reads and triggers and all(a["time"] >= max(t["time"] for t in triggers) for a in after)
+sys.exit(0 if ok else 1)
+PY
 ctl search '*.JOB AND SMB' --limit 1000 >"$tmp/jobs.json"
 check "*.JOB AND SMB finds the AV.job reads" /usr/bin/python3 - "$tmp/jobs.json" <<'PY'
 import json, sys
