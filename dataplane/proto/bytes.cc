@@ -2,6 +2,29 @@
 
 namespace vigil::proto {
 
+size_t EncodeUtf8(uint32_t cp, char out[4]) noexcept {
+  if (cp < 0x80) {
+    out[0] = static_cast<char>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = static_cast<char>(0xc0 | (cp >> 6));
+    out[1] = static_cast<char>(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = static_cast<char>(0xe0 | (cp >> 12));
+    out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out[2] = static_cast<char>(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  out[0] = static_cast<char>(0xf0 | (cp >> 18));
+  out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+  out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+  out[3] = static_cast<char>(0x80 | (cp & 0x3f));
+  return 4;
+}
+
 size_t Utf16LeToUtf8(std::span<const uint8_t> in, char* out, size_t cap) noexcept {
   size_t n = 0;
   for (size_t i = 0; i + 1 < in.size(); i += 2) {
@@ -23,26 +46,7 @@ size_t Utf16LeToUtf8(std::span<const uint8_t> in, char* out, size_t cap) noexcep
       cp = 0xfffd;
     }
     char enc[4];
-    size_t len;
-    if (cp < 0x80) {
-      enc[0] = static_cast<char>(cp);
-      len = 1;
-    } else if (cp < 0x800) {
-      enc[0] = static_cast<char>(0xc0 | (cp >> 6));
-      enc[1] = static_cast<char>(0x80 | (cp & 0x3f));
-      len = 2;
-    } else if (cp < 0x10000) {
-      enc[0] = static_cast<char>(0xe0 | (cp >> 12));
-      enc[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      enc[2] = static_cast<char>(0x80 | (cp & 0x3f));
-      len = 3;
-    } else {
-      enc[0] = static_cast<char>(0xf0 | (cp >> 18));
-      enc[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      enc[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      enc[3] = static_cast<char>(0x80 | (cp & 0x3f));
-      len = 4;
-    }
+    const size_t len = EncodeUtf8(cp, enc);
     if (n + len > cap) break;
     for (size_t k = 0; k < len; ++k) out[n++] = enc[k];
   }

@@ -84,6 +84,9 @@ inline uint32_t LoadU32be(const uint8_t* p) noexcept {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
 }
 
+// The UTF-8 bytes of code point `cp` (at most U+10FFFF) in `out`; returns how many (1 to 4).
+size_t EncodeUtf8(uint32_t cp, char out[4]) noexcept;
+
 // UTF-16LE (Windows wire strings) to UTF-8 in `out`, stopping at a NUL code unit, at the end of
 // the input (an odd trailing byte is ignored) or when `out` is full (whole characters only).
 // Unpaired surrogates become U+FFFD. Returns the bytes written; `out` is not NUL-terminated.

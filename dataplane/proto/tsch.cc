@@ -30,26 +30,7 @@ void AssignUtf8(std::string_view s, bool cut, FixedString<N>* out) noexcept {
 // Appends the UTF-8 form of `cp` to buf[*len], at most `cap` bytes; false when it did not fit.
 bool PutUtf8(uint32_t cp, char* buf, size_t* len, size_t cap) noexcept {
   char enc[4];
-  size_t n;
-  if (cp < 0x80) {
-    enc[0] = static_cast<char>(cp);
-    n = 1;
-  } else if (cp < 0x800) {
-    enc[0] = static_cast<char>(0xC0 | (cp >> 6));
-    enc[1] = static_cast<char>(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    enc[0] = static_cast<char>(0xE0 | (cp >> 12));
-    enc[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    enc[2] = static_cast<char>(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    enc[0] = static_cast<char>(0xF0 | (cp >> 18));
-    enc[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    enc[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    enc[3] = static_cast<char>(0x80 | (cp & 0x3F));
-    n = 4;
-  }
+  const size_t n = EncodeUtf8(cp, enc);
   if (*len + n > cap) return false;
   for (size_t i = 0; i < n; ++i) buf[(*len)++] = enc[i];
   return true;
