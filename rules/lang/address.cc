@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "rules/lang/text.h"
+
 namespace vigil::rules {
 namespace {
 
@@ -58,24 +60,6 @@ bool Contains(const Ranges<T>& r, T v) {
 template <typename T>
 Ranges<T> Full() {
   return {{std::numeric_limits<T>::min(), std::numeric_limits<T>::max()}};
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool ParseUint(std::string_view s, uint64_t max, uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-    if (v > max) return false;
-  }
-  *out = v;
-  return true;
 }
 
 struct AddrValue {

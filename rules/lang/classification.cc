@@ -4,18 +4,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "rules/lang/text.h"
+
 namespace vigil::rules {
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // Class names compare case-insensitively, as in Suricata.
 std::string Lower(std::string_view s) {

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "rules/lang/text.h"
+
 namespace vigil::rules {
 namespace {
 
@@ -252,25 +254,6 @@ constexpr std::array<std::string_view, 75> kUnsupportedKeywords = {
     "url_decode",
     "dotprefix",
 };
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool ParseUint(std::string_view s, uint64_t max, uint64_t* out) {
-  s = Trim(s);
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-    if (v > max) return false;
-  }
-  *out = v;
-  return true;
-}
 
 bool ParseInt(std::string_view s, int64_t limit, int64_t* out) {
   s = Trim(s);
