@@ -13,6 +13,10 @@
 #                         samples by component and the top symbols
 #   BENCH_POOLS=defaults  parsers-on with the default session and parser pools (see below)
 #   BENCH_HUGE=1          hugepages (reserved beforehand)
+#   BENCH_DETECT=DIR      also "detect": all parsers plus the signature engine on every DIR/*.rules
+#                         (with DIR/classification.config when present; databases cached in
+#                         $BENCH_DIR/detect-cache), and its ratio to parsers-on
+#   VIGIL_BUILD=DIR       the build directory whose vigil-dataplane runs (default build/)
 # Replay reads the capture with net_pcap (libpcap: a read() from the page cache and a copy per
 # frame) on the worker's core: that cost is in both figures (a third or more of the parsers-on
 # worker's samples, most of the bridge-only run's). The capture is read once before the first run so that
@@ -25,10 +29,11 @@ mkdir -p "$work"
 rounds=${BENCH_ROUNDS:-3}
 target_mb=${BENCH_MB:-2000}
 data="$root/../shared/data/pcaps"
-[ -x "$root/build/dataplane/vigil-dataplane" ] || "$root/scripts/setup.sh"
+build=${VIGIL_BUILD:-$root/build}
+[ -x "$build/dataplane/vigil-dataplane" ] || "$root/scripts/setup.sh"
 # A copy of the binary, so that a rebuild during the benchmark changes nothing under it.
 bin="$work/vigil-dataplane"
-cp "$root/build/dataplane/vigil-dataplane" "$bin.tmp" && mv "$bin.tmp" "$bin"
+cp "$build/dataplane/vigil-dataplane" "$bin.tmp" && mv "$bin.tmp" "$bin"
 
 # --- the capture --------------------------------------------------------------------------------
 # 1. every pcap/pcapng under $data as a classic Ethernet pcap (pcapng via editcap, other link
@@ -192,7 +197,7 @@ mem="hugepages: false, size_mb: 4096"
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "bench: capture $cap, $pkts frames, $((bytes / 1000000)) MB of frames; $rounds rounds"
 
-write_config() {  # $1 = bridge | parsers
+write_config() {  # $1 = bridge | parsers | detect
   local extra=""
   [ "$1" = bridge ] && extra=$'app_layer: {enabled: false}\ndefrag: {enabled: false}'
   # Replay runs the capture's time about 10^5 times faster than real time, but idle flows are
@@ -200,8 +205,15 @@ write_config() {  # $1 = bridge | parsers
   # last second lingers with its session and parser: tens of thousands. The default pools
   # (smb: 256, dns: 4096, ...) would leave a third of the flows unparsed. Unless BENCH_POOLS=
   # defaults, the pools are sized so that none is exhausted (about 1 GB of parser state).
-  if [ "$1" = parsers ] && [ "${BENCH_POOLS:-sized}" != defaults ]; then
+  if [ "$1" != bridge ] && [ "${BENCH_POOLS:-sized}" != defaults ]; then
     extra=$'stream: {sessions: 262144}\napp_layer: {parsers: {smb: 8192, dcerpc: 8192, krb5: 8192, dns: 32768, http: 4096, tls: 4096}}'
+  fi
+  if [ "$1" = detect ]; then
+    local rules cls=""
+    rules=$(printf '"%s", ' "$BENCH_DETECT"/*.rules)
+    [ -f "$BENCH_DETECT/classification.config" ] &&
+      cls=", classification: \"$BENCH_DETECT/classification.config\""
+    extra+=$'\n'"detect: {enabled: true, rules: [${rules%, }]$cls, cache_dir: \"$work/detect-cache\"}"
   fi
   cat >"$work/$1.yaml" <<YAML
 sensor: {name: bench-parse}
@@ -220,6 +232,13 @@ YAML
 }
 write_config bridge
 write_config parsers
+configs="bridge parsers"
+if [ -n "${BENCH_DETECT:-}" ]; then
+  write_config detect
+  configs="bridge parsers detect"
+  # Compiles the databases into the cache once, so that no round pays for it.
+  "$bin" --config "$work/detect.yaml" --check >/dev/null
+fi
 
 cat "$cap" >/dev/null  # into the page cache before the first run
 
@@ -246,7 +265,8 @@ r = {"config": name, "round": rnd, "rx": rx, "elapsed": el, "pps": rx / el,
      "identified": al["identified"], "app_events": al["events"],
      "sessions": st["sessions_created"], "stream_bytes": st["bytes"],
      "datagrams": df["datagrams"], "limits": {k: v for k, v in limits.items() if v},
-     "dropped": p["dropped_total"]}
+     "dropped": p["dropped_total"], "alerts": c.get("detect", {}).get("alerts", 0),
+     "inspected": c.get("detect", {}).get("inspected", 0)}
 print(json.dumps(r))
 print(f"bench: round {rnd} {name:8}: {rx} frames in {el:.3f} s = {r['pps']/1e6:.3f} Mpps, "
       f"{r['gbps']:.2f} Gbit/s, EVE records {r['eve']}", file=sys.stderr)
@@ -256,7 +276,8 @@ PY
 : >"$work/results"
 for round in $(seq 1 "$rounds"); do
   # The order alternates so that a drift of the host's speed does not favour one configuration.
-  if [ $((round % 2)) = 1 ]; then order="bridge parsers"; else order="parsers bridge"; fi
+  order=$configs
+  [ $((round % 2)) = 0 ] && order=$(echo "$configs" | tr ' ' '\n' | tac | tr '\n' ' ')
   for cfg in $order; do run_one "$cfg" "$round"; done
 done
 
@@ -292,6 +313,15 @@ if ratios:
           f"{last_p['stream_bytes']/1e6:.0f} MB reassembled, {last_p['datagrams']} datagrams "
           f"defragmented, parser events {last_p['app_events']}, dropped {last_p['dropped']}")
     print(f"  identified: {last_p['identified']}")
+    d = [r for r in rs if r["config"] == "detect"]
+    if d:
+        dr = [by[k]["detect"]["pps"] / by[k]["parsers"]["pps"] for k in by
+              if "detect" in by[k] and "parsers" in by[k]]
+        print(f"parsers + detect                   : {med('detect','pps')/1e6:6.3f} Mpps "
+              f"{med('detect','gbps'):5.2f} Gbit/s (median), {d[-1]['inspected']} packets "
+              f"inspected, {d[-1]['alerts']} alerts")
+        print(f"ratio detect / parsers-on          : {statistics.median(dr):6.1%} "
+              f"(median of {len(dr)} rounds)")
     for r in rs:
         if r["limits"]:
             print(f"  round {r['round']} {r['config']} hit limits: {r['limits']}")

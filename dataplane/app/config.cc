@@ -437,6 +437,7 @@ class ConfigLoader {
                {"defrag", [&](const Item& i) { Defrag(i); }},
                {"exception_policy", [&](const Item& i) { Policies(i); }},
                {"outputs", [&](const Item& i) { Outputs(i); }},
+               {"detect", [&](const Item& i) { Detect(i); }},
            },
            {"ports", "bridges"});
   }
@@ -899,6 +900,34 @@ class ConfigLoader {
                  });
   }
 
+  void Detect(const Item& item) {
+    DetectConfig& d = config_.detect;
+    auto path = [&](std::string* out) {
+      return [this, out](const Item& i) {
+        if (auto v = p_.String(i)) *out = *v;
+      };
+    };
+    p_.Map(item, {
+                     {"enabled",
+                      [&](const Item& i) {
+                        detect_enabled_item_ = i;
+                        if (auto b = p_.Bool(i)) d.enabled = *b;
+                      }},
+                     {"rules",
+                      [&](const Item& i) {
+                        if (i.node.IsNull()) return;
+                        auto entries = p_.Seq(i);
+                        if (!entries) return;
+                        for (const Item& e : *entries) {
+                          if (auto v = p_.String(e)) d.rules.push_back(*v);
+                        }
+                      }},
+                     {"vars", path(&d.vars)},
+                     {"classification", path(&d.classification)},
+                     {"cache_dir", path(&d.cache_dir)},
+                 });
+  }
+
   void Files(const Item& item) {
     FilesConfig& f = config_.app_layer.files;
     p_.Map(item, {
@@ -959,6 +988,10 @@ class ConfigLoader {
 
   // Checks that need more than one key; positions keep the final list in document order.
   void CrossCheck() {
+    if (config_.detect.enabled && config_.detect.rules.empty()) {
+      p_.Error(detect_enabled_item_.loc, "detect.rules",
+               "detect is enabled but lists no rule files");
+    }
     {
       const FilesConfig& f = config_.app_layer.files;
       if (files_limits_ok_ && f.max_file_mb > f.max_total_mb) {
@@ -1066,6 +1099,7 @@ class ConfigLoader {
   Item enter_item_;
   Item exit_item_;
   Item max_file_item_, max_total_item_;  // outputs.files, for the cross check
+  Item detect_enabled_item_;             // detect.enabled, for the cross check
   bool files_limits_ok_ = true;
   bool ports_ok_ = false;
   bool bridges_ok_ = true;
@@ -1115,7 +1149,21 @@ ConfigResult LoadConfigFile(const std::string& path) {
         ConfigError{path, 0, 0, "", std::string("cannot read file: ") + std::strerror(err)});
     return result;
   }
-  return LoadConfigString(text, path);
+  ConfigResult result = LoadConfigString(text, path);
+  if (result.config) {
+    // detect paths are relative to the config file, so a config and its rules move together.
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    DetectConfig& d = result.config->detect;
+    auto resolve = [&](std::string* p) {
+      if (!p->empty() && p->front() != '/') *p = dir + *p;
+    };
+    for (std::string& r : d.rules) resolve(&r);
+    resolve(&d.vars);
+    resolve(&d.classification);
+    resolve(&d.cache_dir);
+  }
+  return result;
 }
 
 // Port ids: DPDK probes every bus but the vdev bus first (PCI devices in bus-address order,

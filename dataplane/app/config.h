@@ -114,6 +114,16 @@ struct DefragSettings {
                       .hash_seed = 0};
 };
 
+// detect: the signature engine (rules/, docs/rules.md). Paths are resolved against the config
+// file's directory when relative (LoadConfigFile; LoadConfigString leaves them as written).
+struct DetectConfig {
+  bool enabled = false;
+  std::vector<std::string> rules;  // rule files, loaded in order
+  std::string vars;                // Suricata-style vars YAML; empty: the built-in defaults
+  std::string classification;      // classification.config; empty: none (category stays empty)
+  std::string cache_dir;           // compiled-database cache; empty: compile at every start
+};
+
 struct ExceptionPolicies {
   ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
   // A fragment that cannot be held (no tracker or pool slot): drop-* drops it, pass-* forwards it
@@ -146,6 +156,7 @@ struct Config {
   AppLayerConfig app_layer;
   DefragSettings defrag;
   ExceptionPolicies exception_policy;
+  DetectConfig detect;
 
   // Outputs
   bool eve_enabled = true;

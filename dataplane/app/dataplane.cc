@@ -80,6 +80,22 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     }
   }
 
+  // The signature engine, before anything else is set up: a rule set that does not build is a
+  // start-up error, and compiling it can take seconds.
+  if (config.detect.enabled) {
+    DetectLoad load = LoadDetector(config.detect);
+    std::fprintf(stderr, "vigil-dataplane: detect: %s\n", load.summary.c_str());
+    if (load.detector == nullptr) return load.error;
+    const rules::DetectorStats& st = load.stats;
+    std::fprintf(stderr,
+                 "vigil-dataplane: detect: %zu rules (%zu prefiltered, %zu always checked), %zu "
+                 "fast patterns in %zu databases, %zu dropped, %s in %.0f ms\n",
+                 st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.dropped.size(),
+                 st.from_cache ? "loaded from cache" : "compiled", st.build_ms);
+    detector_ = std::move(load.detector);
+    rules_loaded_ = detector_->size();
+  }
+
   // Per worker, on the worker's NUMA node: mempool, event ring, flow table memory.
   for (size_t w = 0; w < nb_workers; ++w) {
     const int socket = static_cast<int>(rte_lcore_to_socket_id(config.worker_lcores[w]));
@@ -191,6 +207,12 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
         config.defrag.enabled ? std::optional<DefragConfig>(config.defrag.defrag) : std::nullopt,
         defrag_memory_[w], seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
         static_cast<uint16_t>(ports_.size()), rings_[w].get(), &worker_stop_));
+    if (detector_ != nullptr) {
+      std::string serr;
+      std::unique_ptr<rules::Scratch> scratch = detector_->NewScratch(&serr);
+      if (scratch == nullptr) return "detect: cannot allocate Hyperscan scratch: " + serr;
+      workers_.back()->EnableDetect(detector_, std::move(scratch));
+    }
   }
 
   if (config.eve_enabled) {
@@ -490,6 +512,12 @@ std::string Dataplane::CountersJson() const {
       AppendKV(&o, "records_dropped", c.files_records_dropped.Get());
       AppendKV(&o, "evicted", c.files_evicted.Get());
     }
+    if (detector_ != nullptr) {
+      o += "},\"detect\":{";
+      AppendKV(&o, "inspected", c.detect_inspected.Get(), false);
+      AppendKV(&o, "alerts", c.detect_alerts.Get());
+      AppendKV(&o, "alerts_lost", c.detect_alerts_lost.Get());
+    }
     o += "},\"events\":{";
     AppendKV(&o, "enqueued", c.events_enqueued.Get(), false);
     AppendKV(&o, "ring_full", c.events_ring_full.Get());
@@ -536,6 +564,21 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "journal_events", c.journal_events);
     AppendKV(&o, "connected", c.connected);
     AppendKV(&o, "reconnects", c.reconnects);
+    o += "}";
+  }
+  if (detector_ != nullptr) {
+    uint64_t inspected = 0, alerts = 0, lost = 0;
+    for (const auto& w : workers_) {
+      inspected += w->counters().detect_inspected.Get();
+      alerts += w->counters().detect_alerts.Get();
+      lost += w->counters().detect_alerts_lost.Get();
+    }
+    o += ",\"detect\":{";
+    AppendKV(&o, "rules_loaded", rules_loaded_, false);
+    AppendKV(&o, "rules_dropped", detector_->stats().dropped.size());
+    AppendKV(&o, "inspected", inspected);
+    AppendKV(&o, "alerts", alerts);
+    AppendKV(&o, "alerts_lost", lost);
     o += "}";
   }
   AppendKV(&o, "watchdog_stalls", stalls_);

@@ -70,7 +70,11 @@ class Dataplane {
   EveWriter eve_;
   std::unique_ptr<ChannelClient> channel_;  // events to vigil-control, when outputs.control is on
   std::unique_ptr<FileStore> files_;        // outputs.files: extracted files and fileinfo events
-  uint64_t latest_packet_ns_ = 0;           // newest packet time seen on the rings (file timeouts)
+  // detect: the rule set every worker inspects with (each holds a reference and its own scratch).
+  // Reload will publish a new one through an RCU pointer; this slice loads once at start-up.
+  std::shared_ptr<const rules::Detector> detector_;
+  size_t rules_loaded_ = 0;
+  uint64_t latest_packet_ns_ = 0;  // newest packet time seen on the rings (file timeouts)
   std::atomic<bool> worker_stop_{false};
   std::atomic<unsigned> workers_done_{0};
   double elapsed_s_ = 0;

@@ -18,6 +18,7 @@
 
 #include "dataplane/app/config.h"
 #include "dataplane/app/dataplane.h"
+#include "dataplane/detect/inspector.h"
 
 namespace {
 
@@ -146,6 +147,17 @@ int main(int argc, char** argv) {
     std::printf("config ok: %s\neal:", config_path.c_str());
     for (const auto& a : eal_args) std::printf(" %s", a.c_str());
     std::printf("\n");
+    if (config.detect.enabled) {
+      // The rule set is part of the configuration: load and build it as the start-up would.
+      const vigil::dp::DetectLoad load = vigil::dp::LoadDetector(config.detect);
+      std::printf("detect: %s\n", load.summary.c_str());
+      if (load.detector == nullptr) {
+        std::fprintf(stderr, "vigil-dataplane: %s\n", load.error.c_str());
+        return 2;
+      }
+      std::printf("detect: %zu rules in the engine, %zu dropped\n", load.detector->size(),
+                  load.stats.dropped.size());
+    }
     return 0;
   }
 

@@ -156,7 +156,7 @@ void AppendFlowEve(const FlowRecord& r, const std::string& host, std::string* ou
   AppendU64(out, r.end_ns > r.start_ns ? (r.end_ns - r.start_ns) / 1000000000ull : 0);
   out->append(",\"state\":\"").append(FlowStateName(r.state));
   out->append("\",\"reason\":\"").append(FlowEndReasonName(r.reason));
-  out->append("\",\"alerted\":false");
+  out->append(r.alerted != 0 ? "\",\"alerted\":true" : "\",\"alerted\":false");
   if (r.action == static_cast<uint8_t>(FlowAction::kPass)) out->append(",\"bypassed\":true");
   if (r.action == static_cast<uint8_t>(FlowAction::kDrop)) out->append(",\"action\":\"drop\"");
   out->push_back('}');

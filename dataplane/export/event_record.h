@@ -18,7 +18,8 @@ enum EventKind : uint32_t {
   kEventFileClose = 6,  // payload: FileMetaRecord, then name, share, context bytes
 };
 
-// A protocol event (smb, dcerpc, dns, ..., anomaly). Oriented client → server.
+// A protocol event (smb, dcerpc, dns, ..., anomaly). Oriented client → server, except `alert`
+// (the signature engine, detect/inspector.h): oriented as its packet travelled.
 struct AppEventHeader {
   uint64_t ts_ns;  // packet time
   uint64_t flow_id;

@@ -128,6 +128,7 @@ void MakeFlowRecord(const Flow& flow, FlowEndReason reason, uint16_t worker,
   out->worker = worker;
   out->ip_version = flow.ip_version;
   out->app_proto = flow.app_proto;
+  out->alerted = flow.alerted;
   out->flow_id = flow.flow_id;
   out->start_ns = flow.start_ns;
   out->end_ns = flow.last_ns;

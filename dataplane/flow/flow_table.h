@@ -81,6 +81,7 @@ struct alignas(64) Flow {
   FlowAction action;
   uint8_t app_proto;   // proto::AppProto, set by the session layer
   uint8_t app_probes;  // session layer: datagrams probed without a match (UDP), 0xff: gave up
+  uint8_t alerted;     // the signature engine raised an alert on one of its packets
   uint32_t session;    // session layer: 1 + index of the flow's session; 0: none
 };
 static_assert(sizeof(Flow) == 128);
@@ -103,6 +104,7 @@ struct FlowRecord {
   uint16_t worker;
   uint8_t ip_version;  // 4 or 6
   uint8_t app_proto;   // proto::AppProto
+  uint8_t alerted;     // Flow::alerted
   uint64_t flow_id;
   uint64_t start_ns;
   uint64_t end_ns;
@@ -183,6 +185,10 @@ class FlowTable {
 
   uint32_t size() const noexcept { return size_; }
   uint32_t capacity() const noexcept { return capacity_; }
+  // The entry number of one of this table's flows, 0..capacity()-1 (per-flow side arrays).
+  uint32_t IndexOf(const Flow& flow) const noexcept {
+    return static_cast<uint32_t>(&flow - flows_);
+  }
   bool emergency() const noexcept { return emergency_; }
   const FlowTableCounters& counters() const noexcept { return counters_; }
 

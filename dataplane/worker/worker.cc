@@ -76,6 +76,22 @@ Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
       static_cast<uint32_t>(flow_config.capacity / (ticks_per_s ? ticks_per_s : 1)) + 8;
 }
 
+void Worker::EnableDetect(std::shared_ptr<const rules::Detector> detector,
+                          std::unique_ptr<rules::Scratch> scratch) {
+  // Reload is not part of this slice: a new Detector will be published by swapping an atomic
+  // pointer that the worker reads once per burst (RCU, retired after a QSBR grace period), with
+  // its scratch prepared beforehand; until then the worker keeps this snapshot for its lifetime.
+  inspector_ = std::make_unique<Inspector>(std::move(detector), std::move(scratch),
+                                           flows_.capacity(), options_.worker_id, event_ring_);
+}
+
+void Worker::Inspect(const FlowLookup& fl, const PacketMeta& meta,
+                     std::span<const uint8_t> frame) noexcept {
+  const uint32_t index = flows_.IndexOf(*fl.flow);
+  if (fl.created) inspector_->ResetFlow(index);
+  inspector_->OnPacket(*fl.flow, index, fl.dir, meta, frame, now_ns_);
+}
+
 uint64_t Worker::WallNs(uint64_t tsc) const noexcept {
   const uint64_t d = tsc - tsc_base_;
   // Split to avoid overflowing d * 1e9 for uptimes beyond a few seconds.
@@ -190,7 +206,10 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
     BurstSlot& b = burst_[i];
     if (b.ts > now_ns_) now_ns_ = b.ts;
     ++rx_seq_;
-    if (options_.replay) sessions_->set_packet_number(rx_seq_);
+    if (options_.replay) {
+      sessions_->set_packet_number(rx_seq_);
+      if (inspector_ != nullptr) inspector_->set_packet_number(rx_seq_);
+    }
     if (b.defrag) [[unlikely]] {
       if (!Defragment(m, b.meta)) {
         Drop(q.rx_port_index, m, DropReason::kDefragPolicy);
@@ -218,6 +237,7 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
           Drop(q.rx_port_index, m, DropReason::kStreamPolicy);
           continue;
         }
+        if (inspector_ != nullptr) Inspect(fl, b.meta, {data, span_len});
       }
     }
     Stage(tx_index, m);
@@ -282,8 +302,11 @@ bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept {
   if (fl.flow == nullptr) return true;
   if (fl.flow->action == FlowAction::kDrop) return false;
   if (dm.ip_proto == 6 || dm.ip_proto == 17) {
-    return sessions_->OnPacket(*fl.flow, fl.dir, dm, dgram, now_ns_) ==
-           SessionManager::Verdict::kForward;
+    if (sessions_->OnPacket(*fl.flow, fl.dir, dm, dgram, now_ns_) !=
+        SessionManager::Verdict::kForward) {
+      return false;
+    }
+    if (inspector_ != nullptr) Inspect(fl, dm, dgram);
   }
   return true;
 }
@@ -340,6 +363,12 @@ void Worker::PublishSessionCounters() noexcept {
   w.stream_window_exceeded.Set(r.window_exceeded);
   w.stream_bytes.Set(r.bytes_delivered);
   w.stream_segments_in_use.Set(sessions_->segment_pool().in_use());
+  if (inspector_ != nullptr) {
+    const InspectorCounters& d = inspector_->counters();
+    w.detect_inspected.Set(d.inspected);
+    w.detect_alerts.Set(d.alerts);
+    w.detect_alerts_lost.Set(d.alerts_lost);
+  }
 }
 
 void Worker::Housekeeping(uint64_t tsc) noexcept {

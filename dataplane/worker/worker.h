@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane/app/config.h"
+#include "dataplane/detect/inspector.h"
 #include "dataplane/export/event_record.h"
 #include "dataplane/export/event_ring.h"
 #include "dataplane/flow/flow_table.h"
@@ -116,6 +117,10 @@ struct alignas(64) WorkerCounters {
   Counter stream_window_exceeded;
   Counter stream_bytes;
   Counter stream_segments_in_use;
+  // Signature engine (published from the Inspector's counters at housekeeping).
+  Counter detect_inspected;
+  Counter detect_alerts;
+  Counter detect_alerts_lost;  // alert records lost because the event ring was full
 };
 
 struct WorkerQueue {
@@ -149,6 +154,12 @@ class Worker final : public FlowEndSink {
          void* defrag_memory, uint64_t hash_seed, void* flow_memory,
          std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
          const std::atomic<bool>* stop);
+
+  // Turns the signature engine on: every TCP/UDP packet with payload of a tracked flow is
+  // inspected (detect/inspector.h). `scratch` comes from detector->NewScratch(). Start-up only,
+  // before Run(); allocates the per-flow FlowBits.
+  void EnableDetect(std::shared_ptr<const rules::Detector> detector,
+                    std::unique_ptr<rules::Scratch> scratch);
 
   // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
   // every flow (kShutdown). Call on the worker's lcore.
@@ -203,12 +214,16 @@ class Worker final : public FlowEndSink {
   void Drop(uint16_t rx_port_index, rte_mbuf* m, DropReason reason) noexcept;
   void PublishFlowCounters() noexcept;
   void PublishSessionCounters() noexcept;
+  // After the session layer: the signature engine on a tracked TCP/UDP packet.
+  void Inspect(const FlowLookup& fl, const PacketMeta& meta,
+               std::span<const uint8_t> frame) noexcept;
   uint64_t WallNs(uint64_t tsc) const noexcept;
 
   WorkerOptions options_;
   FlowTable flows_;
   EventRing* event_ring_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<Inspector> inspector_;  // null when detect is off
   std::unique_ptr<Defragmenter> defrag_;
   std::unique_ptr<uint8_t[]>
       defrag_out_;  // a reassembled datagram behind a synthetic Ethernet header

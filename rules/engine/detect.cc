@@ -449,6 +449,12 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   std::vector<Rule> kept;
   kept.reserve(rules.size());
   for (Rule& r : rules) {
+    // No DCE/RPC transaction reaches Inspect yet: a rule conditioned on the interface or opnum
+    // would otherwise alert on every packet its other conditions allow.
+    if (r.dcerpc_iface || !r.dcerpc_opnums.empty()) {
+      st.dropped.emplace_back(r.sid, "dcerpc.iface/dcerpc.opnum: not evaluated yet");
+      continue;
+    }
     bool ok = true;
     for (const Flowbits& f : r.flowbits) {
       for (const std::string& n : f.names) {

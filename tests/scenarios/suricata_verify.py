@@ -77,7 +77,11 @@ flow:
 outputs:
   eve: {{enabled: true, path: /dev/null}}
   files: {{enabled: true, dir: "{files}"}}
+detect: {{enabled: {detect}, rules: {rules}{classification}}}
 """
+# Suricata's default classification.config, as shipped with ET Open (categories and severities).
+CLASSIFICATION = os.path.join(os.path.dirname(ROOT), "shared", "data", "rules", "et-open-2019",
+                              "classification.config")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -175,12 +179,18 @@ def prepare_capture(pcap, tmp):
     return pcap, notes
 
 
-def replay(build, pcap, tmp):
-    """Runs the capture through vigil-dataplane; returns (eve.json path, error or None)."""
+def replay(build, pcap, tmp, rules=()):
+    """Runs the capture through vigil-dataplane, with the signature engine on the test's rule
+    files (absolute paths) when it has any; returns (eve.json path, error or None)."""
     cfg = os.path.join(tmp, "vigil.yaml")
+    classification = CLASSIFICATION if os.path.exists(CLASSIFICATION) else ""
     with open(cfg, "w") as f:
         f.write(REPLAY_CONFIG.format(prefix=f"vigil-sv-{os.getpid()}",
-                                     files=os.path.join(tmp, "files")))
+                                     files=os.path.join(tmp, "files"),
+                                     detect="true" if rules else "false",
+                                     rules="[" + ", ".join(f'"{r}"' for r in rules) + "]",
+                                     classification=(f', classification: "{classification}"'
+                                                     if classification else "")))
     eve = os.path.join(tmp, "eve.json")
     out = os.path.join(tmp, "out.pcap")
     for p in (eve, out):
@@ -398,7 +408,8 @@ def run_test(name, config, build, target, exceptions, tmp):
         err = sv_checks.Result(sv_checks.FAIL, f"capture not replayable: {e}")
         return [err if i in pending else r for i, r in enumerate(results, 1)] or [err], notes
     notes += conv_notes
-    eve, error = replay(build, replayed, tmp)
+    eve, error = replay(build, replayed, tmp,
+                        sorted(glob.glob(os.path.join(test_dir, "*.rules"))))
     if error:
         err = sv_checks.Result(sv_checks.FAIL, error)
         return [err if i in pending else r for i, r in enumerate(results, 1)] or [err], notes

@@ -334,6 +334,53 @@ TEST(ConfigTest, LoadConfigFileNamesTheFileInErrors) {
   EXPECT_EQ(r.errors[0].ToString(), path + ":1:8: ports: at least one port is required");
 }
 
+TEST(ConfigTest, DetectSectionDefaultsValuesAndErrors) {
+  EXPECT_FALSE(LoadOk(kMinimal).detect.enabled);
+  const Config c = LoadOk(std::string(kMinimal) + R"(detect:
+  enabled: true
+  rules: [a.rules, /abs/b.rules]
+  vars: vars.yaml
+  classification: classification.config
+  cache_dir: cache
+)");
+  EXPECT_TRUE(c.detect.enabled);
+  // LoadConfigString leaves paths as written; LoadConfigFile resolves them (below).
+  EXPECT_THAT(c.detect.rules, ElementsAre("a.rules", "/abs/b.rules"));
+  EXPECT_EQ(c.detect.vars, "vars.yaml");
+  EXPECT_EQ(c.detect.classification, "classification.config");
+  EXPECT_EQ(c.detect.cache_dir, "cache");
+  ExpectErrors(std::string(kMinimal) + R"(detect:
+  enabled: yes please
+  rules: x.rules
+  cache: d
+)",
+               Err(7, 12, "detect.enabled", HasSubstr("expected a boolean")),
+               Err(8, 10, "detect.rules", HasSubstr("expected a sequence")),
+               Err(9, 3, "detect.cache",
+                   HasSubstr("unknown key; expected one of: enabled, rules, vars, "
+                             "classification, cache_dir")));
+  ExpectErrors(std::string(kMinimal) + "detect:\n  enabled: true\n",
+               Err(7, 12, "detect.rules", Eq("detect is enabled but lists no rule files")));
+}
+
+TEST(ConfigTest, DetectPathsAreRelativeToTheConfigFile) {
+  const std::string path = ::testing::TempDir() + "/vigil_detect_test.yaml";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs((std::string(kMinimal) +
+              "detect: {enabled: true, rules: [r/a.rules, /abs/b.rules], vars: v.yaml}\n")
+                 .c_str(),
+             f);
+  std::fclose(f);
+  const ConfigResult r = LoadConfigFile(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(r.config.has_value());
+  const std::string dir = path.substr(0, path.rfind('/') + 1);
+  EXPECT_THAT(r.config->detect.rules, ElementsAre(dir + "r/a.rules", "/abs/b.rules"));
+  EXPECT_EQ(r.config->detect.vars, dir + "v.yaml");
+  EXPECT_EQ(r.config->detect.classification, "");
+}
+
 TEST(ConfigTest, MissingFile) {
   const std::string path = "/nonexistent/vigil/vigil.yaml";
   const ConfigResult r = LoadConfigFile(path);

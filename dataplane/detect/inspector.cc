@@ -1,0 +1,197 @@
+#include "dataplane/detect/inspector.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "dataplane/export/event_record.h"
+#include "dataplane/proto/event.h"
+#include "rules/lang/classification.h"
+#include "rules/lang/loader.h"
+
+namespace vigil::dp {
+
+DetectLoad LoadDetector(const DetectConfig& config) {
+  DetectLoad out;
+  rules::Vars vars = rules::DefaultVars();
+  if (!config.vars.empty() && !rules::LoadVarsYaml(config.vars, &vars, &out.error)) {
+    out.error = "detect.vars: " + out.error;
+    return out;
+  }
+  rules::Classification classification;
+  const rules::Classification* cls = nullptr;
+  if (!config.classification.empty()) {
+    std::vector<std::string> bad_lines;
+    std::string err;
+    if (!rules::Classification::Load(config.classification, &classification, &bad_lines, &err)) {
+      out.error = "detect.classification: " + err;
+      return out;
+    }
+    // Bad lines are skipped, as Suricata does; the rules naming them keep the default priority.
+    cls = &classification;
+  }
+  rules::LoadResult loaded = rules::LoadRules(config.rules, vars, cls);
+  out.summary = rules::Summary(loaded);
+  if (!loaded.errors.empty()) {
+    out.error = "detect.rules: " + loaded.errors.front();
+    return out;
+  }
+  std::string err;
+  out.detector =
+      rules::Detector::Build(std::move(loaded.rules), &err, &out.stats, config.cache_dir);
+  if (out.detector == nullptr) out.error = "detect: cannot build the rule databases: " + err;
+  return out;
+}
+
+rules::Protocol RuleProtocol(uint8_t app_proto) noexcept {
+  switch (static_cast<proto::AppProto>(app_proto)) {
+    case proto::AppProto::kSmb:
+      return rules::Protocol::kSmb;
+    case proto::AppProto::kDcerpc:
+      return rules::Protocol::kDcerpc;
+    case proto::AppProto::kKrb5:
+      return rules::Protocol::kKrb5;
+    case proto::AppProto::kDns:
+      return rules::Protocol::kDns;
+    case proto::AppProto::kHttp:
+      return rules::Protocol::kHttp;
+    case proto::AppProto::kTls:
+      return rules::Protocol::kTls;
+    default:
+      return rules::Protocol::kIp;
+  }
+}
+
+Inspector::Inspector(std::shared_ptr<const rules::Detector> detector,
+                     std::unique_ptr<rules::Scratch> scratch, uint32_t flow_capacity,
+                     uint16_t worker, EventRing* ring)
+    : detector_(std::move(detector)), scratch_(std::move(scratch)), worker_(worker), ring_(ring) {
+  bits_bytes_ = sizeof(rules::FlowBits) * size_t{flow_capacity == 0 ? 1 : flow_capacity};
+  // Anonymous pages are zero (every flow starts with no bits) and land on the node of the worker
+  // that first touches them.
+  void* p = mmap(nullptr, bits_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  static_assert(std::is_trivially_copyable_v<rules::FlowBits>);
+  bits_ = static_cast<rules::FlowBits*>(p);
+}
+
+Inspector::~Inspector() {
+  if (bits_ != nullptr) munmap(bits_, bits_bytes_);
+}
+
+uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
+                             std::span<const uint8_t> frame, uint64_t now_ns) noexcept {
+  if (meta.payload_len == 0 || meta.payload_offset == 0 ||
+      size_t{meta.payload_offset} + meta.payload_len > frame.size()) {
+    return 0;
+  }
+  // Only the packet's own payload for now: a pattern split across TCP segments is not seen
+  // (Hyperscan streaming per flow direction is the next step, docs/rules.md).
+  buffers_.Clear();
+  buffers_.Set(rules::Buffer::kPacket, frame.subspan(meta.payload_offset, meta.payload_len));
+
+  rules::PacketMeta p;
+  const bool tcp = meta.ip_proto == 6;
+  p.transport = tcp ? rules::Protocol::kTcp : rules::Protocol::kUdp;
+  p.app = RuleProtocol(flow.app_proto);
+  p.ipv6 = meta.ip_version == 6;
+  if (p.ipv6) {
+    std::memcpy(p.src.data(), meta.src_addr, 16);
+    std::memcpy(p.dst.data(), meta.dst_addr, 16);
+  } else {
+    std::memcpy(p.src.data(), meta.src_addr + 12, 4);  // the decoder stores IPv4 mapped
+    std::memcpy(p.dst.data(), meta.dst_addr + 12, 4);
+  }
+  p.src_port = meta.src_port;
+  p.dst_port = meta.dst_port;
+  p.to_server = dir == kToServer;
+  // TCP: past the handshake (or picked up midstream with both sides seen); UDP: both sides seen.
+  p.established =
+      flow.state != FlowState::kNew &&
+      !(tcp && (flow.tcp_state == TcpState::kSynSent || flow.tcp_state == TcpState::kSynRecv));
+  p.payload_size = meta.payload_len;
+  p.ts_ns = static_cast<int64_t>(now_ns);
+
+  ++counters_.inspected;
+  const size_t n =
+      detector_->Inspect(p, buffers_, &bits_[flow_index], *scratch_, std::span<uint32_t>(alerts_));
+  for (size_t i = 0; i < n; ++i) Emit(flow, dir, meta, detector_->rule(alerts_[i]), now_ns);
+  if (n > 0) flow.alerted = 1;
+  return static_cast<uint32_t>(n);
+}
+
+void Inspector::Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
+                     uint64_t now_ns) noexcept {
+  ++counters_.alerts;
+  if (ring_ == nullptr) {
+    ++counters_.alerts_lost;
+    return;
+  }
+  writer_.Reset();
+  writer_.ObjectBegin("alert");
+  writer_.Str("action", "allowed");
+  writer_.Uint("gid", rule.gid);
+  writer_.Uint("signature_id", rule.sid);
+  writer_.Uint("rev", rule.rev);
+  writer_.Str("signature", rule.msg);
+  writer_.Str("category", rule.category);
+  writer_.Uint("severity", static_cast<uint64_t>(rule.priority < 0 ? 0 : rule.priority));
+  writer_.ObjectEnd();
+  message_.Clear();
+  message_.Append("ALERT [")
+      .AppendUint(rule.gid)
+      .Append(':')
+      .AppendUint(rule.sid)
+      .Append(':')
+      .AppendUint(rule.rev)
+      .Append("] ")
+      .Append(rule.msg);
+  if (!rule.classtype.empty()) message_.Append(" (").Append(rule.classtype).Append(')');
+
+  static constexpr std::string_view kType = "alert";
+  const std::string_view body = writer_.view();
+  const std::string_view msg = message_.view();
+  const auto size =
+      static_cast<uint32_t>(sizeof(AppEventHeader) + kType.size() + body.size() + msg.size());
+  uint8_t* out = ring_->Reserve(size);
+  if (out == nullptr) {
+    ++counters_.alerts_lost;
+    return;
+  }
+  // Oriented as the packet travels (Suricata's alert src/dest), not client → server.
+  AppEventHeader h;
+  std::memset(&h, 0, sizeof h);
+  std::memcpy(h.src_addr, meta.src_addr, 16);
+  std::memcpy(h.dst_addr, meta.dst_addr, 16);
+  h.src_port = meta.src_port;
+  h.dst_port = meta.dst_port;
+  h.ts_ns = now_ns;
+  h.flow_id = flow.flow_id;
+  h.vlan[0] = static_cast<uint16_t>(flow.key.vlan_proto & 0xfff);
+  h.vlan[1] = static_cast<uint16_t>((flow.key.vlan_proto >> 12) & 0xfff);
+  h.vlan_count = flow.vlan_count;
+  h.proto = meta.ip_proto;
+  h.ip_version = meta.ip_version;
+  h.app_proto = flow.app_proto;
+  h.direction = static_cast<uint8_t>(dir);  // FlowDir and proto::Direction agree: 0 to server
+  h.flags = writer_.truncated() || message_.truncated() ? kAppEventTruncated : 0;
+  h.worker = worker_;
+  h.type_len = static_cast<uint16_t>(kType.size());
+  h.message_len = static_cast<uint16_t>(msg.size());
+  h.body_len = static_cast<uint32_t>(body.size());
+  h.pcap_cnt = pcap_cnt_;
+  std::memcpy(out, &h, sizeof h);
+  uint8_t* q = out + sizeof h;
+  std::memcpy(q, kType.data(), kType.size());
+  q += kType.size();
+  std::memcpy(q, body.data(), body.size());
+  q += body.size();
+  if (!msg.empty()) std::memcpy(q, msg.data(), msg.size());
+  ring_->Commit(kEventApp, size);
+}
+
+}  // namespace vigil::dp
