@@ -424,7 +424,8 @@ void SaveCache(const std::string& path, const std::vector<hs_database_t*>& dbs) 
     size_t len = 0;
     if (db != nullptr && hs_serialize_database(db, &bytes, &len) != HS_SUCCESS) ok = false;
     const uint64_t len64 = len;
-    ok = ok && std::fwrite(&len64, 8, 1, f) == 1 && std::fwrite(bytes, 1, len, f) == len;
+    ok = ok && std::fwrite(&len64, 8, 1, f) == 1 &&
+         (len == 0 || std::fwrite(bytes, 1, len, f) == len);  // no database: length 0 only
     std::free(bytes);
   }
   ok = std::fclose(f) == 0 && ok;
