@@ -22,6 +22,8 @@
 #include <string_view>
 #include <utility>
 
+#include "dataplane/verdict/block_table.h"
+
 namespace vigil::dp {
 namespace {
 
@@ -438,6 +440,8 @@ class ConfigLoader {
                {"exception_policy", [&](const Item& i) { Policies(i); }},
                {"outputs", [&](const Item& i) { Outputs(i); }},
                {"detect", [&](const Item& i) { Detect(i); }},
+               {"commands", [&](const Item& i) { Commands(i); }},
+               {"respond", [&](const Item& i) { Respond(i); }},
            },
            {"ports", "bridges"});
   }
@@ -898,6 +902,37 @@ class ConfigLoader {
                         }
                       }},
                  });
+  }
+
+  void Commands(const Item& item) {
+    p_.Map(item, {
+                     {"enabled",
+                      [&](const Item& i) {
+                        if (auto b = p_.Bool(i)) config_.commands_enabled = *b;
+                      }},
+                     {"socket",
+                      [&](const Item& i) {
+                        if (auto v = p_.String(i)) config_.commands_socket = *v;
+                      }},
+                 });
+  }
+
+  void Respond(const Item& item) {
+    p_.Map(item, {{"never_block", [&](const Item& i) {
+                     auto entries = p_.Seq(i);
+                     if (!entries) return;
+                     for (const Item& e : *entries) {
+                       auto v = p_.String(e);
+                       if (!v) continue;
+                       Cidr c;
+                       std::string error;
+                       if (!ParseCidr(*v, &c, &error)) {
+                         p_.Error(e.loc, e.path, error);
+                       } else {
+                         config_.never_block.push_back(*v);
+                       }
+                     }
+                   }}});
   }
 
   void Detect(const Item& item) {

@@ -167,6 +167,14 @@ struct Config {
   std::string control_socket = "/run/vigil/events.sock";
   std::string control_journal_dir = "/var/lib/vigil/journal";
   uint32_t control_journal_mb = 256;
+
+  // The command socket (control -> dataplane: block tables, counters; docs/respond.md): off
+  // unless enabled.
+  bool commands_enabled = false;
+  std::string commands_socket = "/run/vigil/commands.sock";
+  // respond.never_block: addresses no block entry may cover, whatever control pushes (the
+  // gateway, the management network). CIDR text, validated at load.
+  std::vector<std::string> never_block;
 };
 
 struct ConfigError {

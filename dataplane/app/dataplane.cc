@@ -18,6 +18,8 @@
 #include <cstring>
 #include <thread>
 
+#include "dataplane/verdict/block_json.h"
+
 namespace vigil::dp {
 namespace {
 
@@ -60,6 +62,7 @@ uint64_t Dataplane::PortTotals::dropped() const {
 Dataplane::Dataplane() = default;
 
 Dataplane::~Dataplane() {
+  commands_.reset();
   StopPorts(ports_);
   workers_.clear();
   for (void* m : flow_memory_) rte_free(m);
@@ -170,6 +173,7 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
 
   WorkerOptions wo;
   wo.replay = options.replay;
+  wo.replay_pps = options.replay_pps;
   wo.flow_table_full = config.exception_policy.flow_table_full;
   wo.defrag_memcap = config.exception_policy.defrag_memcap;
   wo.tx_flush_us = config.tx_flush_us;
@@ -213,6 +217,30 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
       if (scratch == nullptr) return "detect: cannot allocate Hyperscan scratch: " + serr;
       workers_.back()->EnableDetect(detector_, std::move(scratch));
     }
+  }
+  if (config.commands_enabled) {
+    for (const std::string& text : config.never_block) {
+      Cidr c;
+      std::string cerr;
+      if (!ParseCidr(text, &c, &cerr)) return "respond.never_block: " + cerr;
+      never_block_.push_back(c);
+    }
+    blocks_ = std::make_unique<BlockPublisher>(static_cast<unsigned>(workers_.size()));
+    for (auto& w : workers_) w->EnableBlocking(blocks_.get());
+    uint8_t id[8];
+    if (getrandom(id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+      return "cannot read random bytes for the boot id";
+    }
+    char hex[17];
+    for (int i = 0; i < 8; ++i) std::snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    boot_id_ = hex;
+    commands_ = std::make_unique<CommandServer>(
+        [this](const std::string& op, const YAML::Node& req, std::string* result,
+               std::string* error) { return HandleCommand(op, req, result, error); });
+    err = commands_->Listen(config.commands_socket);
+    if (!err.empty()) return err;
+    std::fprintf(stderr, "vigil: commands on %s (boot id %s)\n", config.commands_socket.c_str(),
+                 boot_id_.c_str());
   }
 
   if (config.eve_enabled) {
@@ -295,8 +323,12 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   auto last_flush = t0;
   while (workers_done_.load(std::memory_order_acquire) < workers_.size()) {
     if (stop->load(std::memory_order_relaxed)) worker_stop_.store(true, std::memory_order_relaxed);
-    const uint32_t n = DrainEvents();
+    uint32_t n = DrainEvents();
     if (channel_ != nullptr) channel_->Poll();
+    if (commands_ != nullptr) {
+      n += commands_->Poll();
+      blocks_->Reclaim();
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now - last_flush > std::chrono::milliseconds(200)) {
       if (files_ != nullptr) files_->Expire(latest_packet_ns_);
@@ -341,6 +373,45 @@ void Dataplane::Run(std::atomic<bool>* stop) {
     channel_->Close();
   }
   // Ports stay configured until destruction so the final counters can still read device stats.
+}
+
+bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std::string* result,
+                              std::string* error) {
+  if (op == "hello") {
+    const std::shared_ptr<const BlockTable>& t = blocks_->table();
+    *result = "\"boot_id\":\"" + boot_id_ + "\",\"sensor\":";
+    AppendJsonString(result, config_.sensor_name);
+    *result += ",\"pid\":" + std::to_string(getpid()) +
+               ",\"block_generation\":" + std::to_string(blocks_->generation()) +
+               ",\"block_entries\":" + std::to_string(t ? t->entries().size() : 0);
+    return true;
+  }
+  if (op == "block.set") {
+    BlockSetRequest r;
+    if (!ParseBlockSet(req, &r, error)) return false;
+    std::vector<Cidr> never = never_block_;
+    never.insert(never.end(), r.never_block.begin(), r.never_block.end());
+    const size_t n = r.entries.size();
+    std::shared_ptr<const BlockTable> t =
+        BlockTable::Build(std::move(r.entries), std::move(r.allow), never, error);
+    if (t == nullptr) return false;
+    blocks_->Publish(std::move(t), r.generation);
+    std::fprintf(stderr, "vigil: block table generation %" PRIu64 ": %zu entries\n", r.generation,
+                 n);
+    *result =
+        "\"generation\":" + std::to_string(r.generation) + ",\"entries\":" + std::to_string(n);
+    return true;
+  }
+  if (op == "block.get") {
+    *result = BlockTableJson(blocks_->table().get(), blocks_->generation());
+    return true;
+  }
+  if (op == "counters") {
+    *result = "\"counters\":" + CountersJson();
+    return true;
+  }
+  *error = "unknown op \"" + op + "\" (hello, block.set, block.get, counters)";
+  return false;
 }
 
 Dataplane::PortTotals Dataplane::Totals(uint16_t port_index) const {
@@ -518,6 +589,13 @@ std::string Dataplane::CountersJson() const {
       AppendKV(&o, "alerts", c.detect_alerts.Get());
       AppendKV(&o, "alerts_lost", c.detect_alerts_lost.Get());
     }
+    if (blocks_ != nullptr) {
+      o += "},\"respond\":{";
+      AppendKV(&o, "blocked", c.blocked.Get(), false);
+      AppendKV(&o, "resets_sent", c.resets_sent.Get());
+      AppendKV(&o, "resets_failed", c.resets_failed.Get());
+      AppendKV(&o, "table_reloads", c.block_reloads.Get());
+    }
     o += "},\"events\":{";
     AppendKV(&o, "enqueued", c.events_enqueued.Get(), false);
     AppendKV(&o, "ring_full", c.events_ring_full.Get());
@@ -579,6 +657,26 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "inspected", inspected);
     AppendKV(&o, "alerts", alerts);
     AppendKV(&o, "alerts_lost", lost);
+    o += "}";
+  }
+  if (blocks_ != nullptr) {
+    uint64_t blocked = 0, resets = 0, failed = 0;
+    for (const auto& w : workers_) {
+      blocked += w->counters().blocked.Get();
+      resets += w->counters().resets_sent.Get();
+      failed += w->counters().resets_failed.Get();
+    }
+    const std::shared_ptr<const BlockTable>& t = blocks_->table();
+    o += ",\"respond\":{";
+    AppendKV(&o, "block_generation", blocks_->generation(), false);
+    AppendKV(&o, "block_entries", t ? t->entries().size() : 0);
+    AppendKV(&o, "tables_published", blocks_->publishes());
+    AppendKV(&o, "tables_retired_pending", blocks_->retired());
+    AppendKV(&o, "blocked", blocked);
+    AppendKV(&o, "resets_sent", resets);
+    AppendKV(&o, "resets_failed", failed);
+    AppendKV(&o, "commands", commands_->requests());
+    AppendKV(&o, "command_errors", commands_->errors());
     o += "}";
   }
   AppendKV(&o, "watchdog_stalls", stalls_);

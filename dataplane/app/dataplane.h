@@ -12,18 +12,21 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/app/command_server.h"
 #include "dataplane/app/config.h"
 #include "dataplane/export/channel_client.h"
 #include "dataplane/export/eve_writer.h"
 #include "dataplane/export/event_ring.h"
 #include "dataplane/export/file_store.h"
 #include "dataplane/port/port.h"
+#include "dataplane/verdict/block_publisher.h"
 #include "dataplane/worker/worker.h"
 
 namespace vigil::dp {
 
 struct RunOptions {
-  bool replay = false;  // stop at the end of input; packet time from RX timestamps
+  bool replay = false;      // stop at the end of input; packet time from RX timestamps
+  uint64_t replay_pps = 0;  // replay: packets per second at most (0: as fast as possible)
 };
 
 class Dataplane {
@@ -56,6 +59,9 @@ class Dataplane {
 
  private:
   uint32_t DrainEvents();
+  // The command socket's requests (docs/respond.md).
+  bool HandleCommand(const std::string& op, const YAML::Node& req, std::string* result,
+                     std::string* error);
   void PrintStats(double elapsed_s) const;
 
   Config config_;
@@ -73,6 +79,11 @@ class Dataplane {
   // detect: the rule set every worker inspects with (each holds a reference and its own scratch).
   // Reload will publish a new one through an RCU pointer; this slice loads once at start-up.
   std::shared_ptr<const rules::Detector> detector_;
+  // Respond: the block table the workers check (RCU) and the command socket that replaces it.
+  std::unique_ptr<BlockPublisher> blocks_;
+  std::unique_ptr<CommandServer> commands_;
+  std::vector<Cidr> never_block_;  // respond.never_block: applies to every pushed table
+  std::string boot_id_;            // new at every start: control re-pushes when it changes
   size_t rules_loaded_ = 0;
   uint64_t latest_packet_ns_ = 0;  // newest packet time seen on the rings (file timeouts)
   std::atomic<bool> worker_stop_{false};

@@ -38,6 +38,8 @@ int Usage(const char* argv0) {
                "  --control-socket PATH  send events to vigil-control there (outputs.control)\n"
                "  --journal-dir DIR      override outputs.control.journal_dir\n"
                "  --counters FILE   also write the final counters JSON to FILE\n"
+               "  --command-socket PATH  serve commands (block tables) there (commands.socket)\n"
+               "  --replay-pps N    replay mode: at most N packets per second (default: no limit)\n"
                "  --check           validate the config, print the EAL arguments, exit\n"
                "  -- ARGS           extra EAL arguments, passed through verbatim\n",
                argv0);
@@ -48,6 +50,7 @@ int Usage(const char* argv0) {
 
 int main(int argc, char** argv) {
   std::string config_path, pcap_in, pcap_out, eve_path, counters_path, control_socket, journal_dir;
+  std::string command_socket, replay_pps;
   bool check = false;
   std::vector<std::string> extra_eal;
   for (int i = 1; i < argc; ++i) {
@@ -71,6 +74,10 @@ int main(int argc, char** argv) {
       if (!value(&control_socket)) return Usage(argv[0]);
     } else if (a == "--journal-dir") {
       if (!value(&journal_dir)) return Usage(argv[0]);
+    } else if (a == "--command-socket") {
+      if (!value(&command_socket)) return Usage(argv[0]);
+    } else if (a == "--replay-pps") {
+      if (!value(&replay_pps)) return Usage(argv[0]);
     } else if (a == "--counters") {
       if (!value(&counters_path)) return Usage(argv[0]);
     } else if (a == "--check") {
@@ -103,8 +110,20 @@ int main(int argc, char** argv) {
     config.control_socket = control_socket;
   }
   if (!journal_dir.empty()) config.control_journal_dir = journal_dir;
+  if (!command_socket.empty()) {
+    config.commands_enabled = true;
+    config.commands_socket = command_socket;
+  }
 
   vigil::dp::RunOptions options;
+  if (!replay_pps.empty()) {
+    char* end = nullptr;
+    options.replay_pps = std::strtoull(replay_pps.c_str(), &end, 10);
+    if (pcap_in.empty() || *end != '\0' || options.replay_pps == 0) {
+      std::fprintf(stderr, "vigil-dataplane: --replay-pps needs --pcap-in and a positive number\n");
+      return 2;
+    }
+  }
   if (!pcap_in.empty()) {
     // Replay: one net_pcap port bridged to itself, one worker (a pcap port has one queue).
     for (const std::string* p : {&pcap_in, &pcap_out}) {

@@ -180,6 +180,7 @@ std::shared_ptr<const BlockTable> BlockTable::Build(std::vector<BlockEntry> entr
   }
   t->drops_ = std::make_unique<std::atomic<uint64_t>[]>(t->entries_.size());
   t->resets_ = std::make_unique<std::atomic<uint64_t>[]>(t->entries_.size());
+  t->first_drop_ = std::make_unique<std::atomic<uint64_t>[]>(t->entries_.size());
   return t;
 }
 
@@ -233,9 +234,12 @@ const BlockEntry* BlockTable::Match(const uint8_t* src, const uint8_t* dst, uint
   return e != nullptr ? e : conn(dst, src, dport, sport);
 }
 
-void BlockTable::CountDrop(const BlockEntry* e) const noexcept {
-  // Relaxed: a statistic, no ordering with anything else.
-  drops_[static_cast<size_t>(e - entries_.data())].fetch_add(1, std::memory_order_relaxed);
+void BlockTable::CountDrop(const BlockEntry* e, uint64_t now_ns) const noexcept {
+  // Relaxed: statistics, no ordering with anything else.
+  const auto i = static_cast<size_t>(e - entries_.data());
+  if (drops_[i].fetch_add(1, std::memory_order_relaxed) == 0) {
+    first_drop_[i].store(now_ns, std::memory_order_relaxed);  // only the first drop gets here
+  }
 }
 
 void BlockTable::CountReset(const BlockEntry* e) const noexcept {
@@ -248,6 +252,10 @@ uint64_t BlockTable::drops(size_t index) const noexcept {
 
 uint64_t BlockTable::resets(size_t index) const noexcept {
   return resets_[index].load(std::memory_order_relaxed);
+}
+
+uint64_t BlockTable::first_drop_ns(size_t index) const noexcept {
+  return first_drop_[index].load(std::memory_order_relaxed);
 }
 
 size_t BuildTcpRst(std::span<const uint8_t> frame, const PacketMeta& m, bool toward_sender,
@@ -308,10 +316,10 @@ size_t BuildTcpRst(std::span<const uint8_t> frame, const PacketMeta& m, bool tow
     seq = has_ack ? m.tcp_ack : 0;
     ack = m.tcp_seq + len;
     flags = kTcpRst | kTcpAck;
-  } else {  // as the sender's next segment
+  } else {  // in place of the dropped segment, which the receiver expects next
     Put16(tcp, m.src_port);
     Put16(tcp + 2, m.dst_port);
-    seq = m.tcp_seq + len;
+    seq = m.tcp_seq;
     ack = has_ack ? m.tcp_ack : 0;
     flags = has_ack ? (kTcpRst | kTcpAck) : kTcpRst;
   }

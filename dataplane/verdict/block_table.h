@@ -78,11 +78,13 @@ class BlockTable {
   // (each a hash and one or two cache lines); nothing when the table is empty.
   const BlockEntry* Match(const uint8_t* src, const uint8_t* dst, uint8_t proto, uint16_t sport,
                           uint16_t dport, uint64_t now_ns) const noexcept;
-  // Counts a dropped packet against the entry Match() returned.
-  void CountDrop(const BlockEntry* e) const noexcept;
+  // Counts a dropped packet against the entry Match() returned; the first one's wall-clock time
+  // `now_ns` is kept (first_drop_ns: the time from a trigger to the block taking effect).
+  void CountDrop(const BlockEntry* e, uint64_t now_ns) const noexcept;
   void CountReset(const BlockEntry* e) const noexcept;  // an RST pair sent for it
   uint64_t drops(size_t index) const noexcept;
   uint64_t resets(size_t index) const noexcept;
+  uint64_t first_drop_ns(size_t index) const noexcept;  // 0: nothing dropped yet
 
   std::span<const BlockEntry> entries() const noexcept { return entries_; }
   bool empty() const noexcept { return entries_.empty(); }
@@ -100,14 +102,16 @@ class BlockTable {
   std::vector<Slot> devices_;      // open addressing, power of two
   std::vector<Slot> connections_;  // one slot per entry, keyed client -> server
   std::vector<Cidr> allow_;
-  std::unique_ptr<std::atomic<uint64_t>[]> drops_, resets_;
+  std::unique_ptr<std::atomic<uint64_t>[]> drops_, resets_, first_drop_;
 };
 
 // A TCP RST for the connection of `frame` (decoded into `m`, a TCP packet), written into `out`:
 // toward the receiver of `frame` (as if the sender reset it), or toward its sender (as if the
 // receiver did). Ethernet and VLAN tags are kept (MACs swapped toward the sender), IPv4/IPv6
-// header rebuilt without options, checksums computed; the sequence number is the one the target
-// expects (the packet's ack toward the sender; its seq plus its length toward the receiver).
+// header rebuilt without options, checksums computed. `frame` is a packet the dataplane drops, so
+// the sequence number is exactly the one the target expects next (RFC 5961 accepts an RST only
+// there; anything else in the window draws a challenge ACK): the packet's ack toward the sender,
+// the packet's own seq toward the receiver (which never gets the packet).
 // Returns the frame length, or 0 when `frame` is not TCP or `out` is too small (kRstMaxBytes).
 inline constexpr size_t kRstMaxBytes = 14 + 4 * kMaxVlans + 40 + 20;
 size_t BuildTcpRst(std::span<const uint8_t> frame, const PacketMeta& m, bool toward_sender,

@@ -32,6 +32,8 @@ const char* DropReasonName(DropReason r) noexcept {
       return "stream_policy";
     case DropReason::kDefragPolicy:
       return "defrag_policy";
+    case DropReason::kBlocked:
+      return "blocked";
     case DropReason::kCount:
       break;
   }
@@ -63,6 +65,19 @@ Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
     tx_[i].rx_port_index = queues_[i].rx_port_index;
     tx_[i].count = 0;
   }
+  // A packet received on queue i leaves on i's TX port; an RST toward its sender leaves on the
+  // port it came in on: the queue entry whose TX port is i's RX port (itself when a port is
+  // bridged to itself, as in replay).
+  reverse_tx_.assign(queues_.size(), UINT16_MAX);
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    for (size_t j = 0; j < queues_.size(); ++j) {
+      if (queues_[j].tx_port_index == queues_[i].rx_port_index) {
+        reverse_tx_[i] = static_cast<uint16_t>(j);
+        break;
+      }
+    }
+  }
+  reset_cache_ = std::make_unique<uint64_t[]>(kResetCache);
   tsc_hz_ = rte_get_tsc_hz();
   flush_cycles_ = tsc_hz_ * options.tx_flush_us / 1000000;
   if (flush_cycles_ == 0) flush_cycles_ = 1;
@@ -209,6 +224,9 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
     if (options_.replay) {
       sessions_->set_packet_number(rx_seq_);
       if (inspector_ != nullptr) inspector_->set_packet_number(rx_seq_);
+    }
+    if (block_table_ != nullptr && b.meta.ip_version != 0) [[unlikely]] {
+      if (Blocked(q, tx_index, m, b)) continue;
     }
     if (b.defrag) [[unlikely]] {
       if (!Defragment(m, b.meta)) {
@@ -398,11 +416,94 @@ void Worker::Housekeeping(uint64_t tsc) noexcept {
   PublishDefragCounters();
 }
 
+bool Worker::Blocked(const WorkerQueue& q, uint16_t tx_index, rte_mbuf* m,
+                     const BurstSlot& b) noexcept {
+  const PacketMeta& meta = b.meta;
+  if (block_wall_ns_ == 0) block_wall_ns_ = WallNs(rte_rdtsc());
+  const BlockEntry* e = block_table_->Match(meta.src_addr, meta.dst_addr, meta.ip_proto,
+                                            meta.src_port, meta.dst_port, block_wall_ns_);
+  if (e == nullptr) return false;
+  block_table_->CountDrop(e, block_wall_ns_);
+  counters_.blocked.Add(1);
+  // TCP: reset both ends once per flow (a later packet of the flow, e.g. a retransmission, is
+  // only dropped). Flows are told apart by their symmetric hash and the entry: a collision in the
+  // small cache costs one RST pair more or less, never a wrong drop.
+  if (meta.ip_proto == 6 && b.track && (meta.tcp_flags & kTcpRst) == 0) {
+    const uint64_t tag = (uint64_t{b.hash} << 32 | (e->id & 0xffffffffu)) | 1;
+    uint64_t& slot = reset_cache_[(b.hash ^ e->id) & (kResetCache - 1)];
+    if (slot != tag) {
+      slot = tag;
+      const uint32_t len = rte_pktmbuf_pkt_len(m);
+      const uint32_t span_len = len < sizeof(scratch_) ? len : sizeof(scratch_);
+      const auto* data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, span_len, scratch_));
+      const std::span<const uint8_t> frame(data, span_len);
+      // Whatever is staged goes first: an RST must not overtake the packets before it.
+      FlushTx(tx_index);
+      SendRst(tx_index, m, frame, meta, false);
+      const uint16_t back = reverse_tx_[tx_index];
+      if (back != UINT16_MAX) {
+        FlushTx(back);
+        SendRst(back, m, frame, meta, true);
+      }
+      block_table_->CountReset(e);
+    }
+  }
+  Drop(q.rx_port_index, m, DropReason::kBlocked);
+  return true;
+}
+
+void Worker::SendRst(uint16_t tx_index, rte_mbuf* like, std::span<const uint8_t> frame,
+                     const PacketMeta& meta, bool toward_sender) noexcept {
+  rte_mbuf* r = rte_pktmbuf_alloc(like->pool);
+  if (r == nullptr) {
+    counters_.resets_failed.Add(1);
+    return;
+  }
+  uint8_t buf[kRstMaxBytes];
+  const size_t n = BuildTcpRst(frame, meta, toward_sender, buf);
+  char* p = n == 0 ? nullptr : rte_pktmbuf_append(r, static_cast<uint16_t>(n));
+  if (p == nullptr) {
+    rte_pktmbuf_free(r);
+    counters_.resets_failed.Add(1);
+    return;
+  }
+  std::memcpy(p, buf, n);
+  const TxBuffer& t = tx_[tx_index];
+  if (rte_eth_tx_burst(t.port_id, t.queue, &r, 1) == 1) {
+    counters_.resets_sent.Add(1);
+  } else {
+    rte_pktmbuf_free(r);
+    counters_.resets_failed.Add(1);
+  }
+}
+
 uint32_t Worker::PollOnce() noexcept {
   uint32_t total = 0;
   rte_mbuf* pkts[kBurst];
+  if (blocks_ != nullptr) {
+    const BlockTable* t = blocks_->Current();
+    if (t != last_block_table_) {
+      last_block_table_ = t;
+      counters_.block_reloads.Add(1);
+    }
+    block_table_ = t != nullptr && !t->empty() ? t : nullptr;
+    block_wall_ns_ = 0;
+  }
+  uint16_t want = kBurst;
+  if (options_.replay_pps != 0) [[unlikely]] {
+    // Paced replay: no more packets than the rate allows by now (lets a block pushed by control
+    // take effect mid-capture, as it would on a live link).
+    const uint64_t now = rte_rdtsc();
+    if (replay_start_tsc_ == 0) replay_start_tsc_ = now;
+    const uint64_t d = now - replay_start_tsc_;
+    const uint64_t allowed =
+        (d / tsc_hz_) * options_.replay_pps + (d % tsc_hz_) * options_.replay_pps / tsc_hz_ + 1;
+    want = static_cast<uint16_t>(
+        std::min<uint64_t>(kBurst, allowed > replay_received_ ? allowed - replay_received_ : 0));
+  }
   for (const WorkerQueue& q : queues_) {
-    const uint16_t n = rte_eth_rx_burst(q.rx_port_id, q.rx_queue, pkts, kBurst);
+    const uint16_t n = want == 0 ? 0 : rte_eth_rx_burst(q.rx_port_id, q.rx_queue, pkts, want);
+    replay_received_ += n;
     if (n == 0) continue;
     // Live: one clock read per burst gives flow times to the burst, not to the flush tick.
     if (!options_.replay) now_ns_ = WallNs(rte_rdtsc());
@@ -413,6 +514,10 @@ uint32_t Worker::PollOnce() noexcept {
   counters_.iterations.Add(1);
   const uint64_t tsc = rte_rdtsc();
   if (tsc - last_flush_tsc_ >= flush_cycles_) Housekeeping(tsc);
+  if (blocks_ != nullptr) {
+    block_table_ = nullptr;
+    blocks_->Quiescent(options_.worker_id);  // no table read in this pass is referenced any more
+  }
   return total;
 }
 
@@ -429,9 +534,17 @@ void Worker::Run() noexcept {
   // an empty burst can also mean the mempool ran dry while packets sat in TX staging: flush and
   // require a run of empty polls before concluding.
   constexpr uint32_t kReplayIdleLimit = 64;
+  if (blocks_ != nullptr) blocks_->Online(options_.worker_id);
   while (!stop_->load(std::memory_order_relaxed)) {
     const uint32_t n = PollOnce();
     if (options_.replay) {
+      if (n == 0 && options_.replay_pps != 0 && replay_start_tsc_ != 0) {
+        // Paced: an empty poll may only mean the rate held packets back.
+        const uint64_t d = rte_rdtsc() - replay_start_tsc_;
+        const uint64_t allowed =
+            (d / tsc_hz_) * options_.replay_pps + (d % tsc_hz_) * options_.replay_pps / tsc_hz_ + 1;
+        if (allowed <= replay_received_) continue;
+      }
       if (n == 0) {
         FlushAll();
         if (++idle_polls_ >= kReplayIdleLimit) break;
@@ -440,6 +553,7 @@ void Worker::Run() noexcept {
       }
     }
   }
+  if (blocks_ != nullptr) blocks_->Offline(options_.worker_id);
   Finish();
 }
 

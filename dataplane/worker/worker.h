@@ -18,6 +18,7 @@
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/packet/decoder.h"
 #include "dataplane/stream/session.h"
+#include "dataplane/verdict/block_publisher.h"
 
 namespace vigil::dp {
 
@@ -47,6 +48,7 @@ enum class DropReason : uint8_t {
   kFlowAction,     // its flow is marked drop (e.g. the stream_memcap policy drop-flow)
   kStreamPolicy,   // the stream_memcap exception policy dropped it (drop-packet, drop-flow)
   kDefragPolicy,   // the defrag_memcap exception policy dropped this fragment
+  kBlocked,        // an entry of the block table (respond) matched it
   kCount,
 };
 const char* DropReasonName(DropReason r) noexcept;
@@ -121,6 +123,11 @@ struct alignas(64) WorkerCounters {
   Counter detect_inspected;
   Counter detect_alerts;
   Counter detect_alerts_lost;  // alert records lost because the event ring was full
+  // Respond: the block table.
+  Counter blocked;        // packets dropped by a block entry (also DropReason::kBlocked per port)
+  Counter resets_sent;    // TCP RSTs injected (two per reset flow: one toward each end)
+  Counter resets_failed;  // an RST not sent: no mbuf, or the TX queue was full
+  Counter block_reloads;  // block tables this worker has picked up
 };
 
 struct WorkerQueue {
@@ -142,6 +149,7 @@ struct WorkerOptions {
   ExceptionPolicy flow_table_full = ExceptionPolicy::kPassPacket;
   ExceptionPolicy defrag_memcap = ExceptionPolicy::kPassPacket;
   uint32_t tx_flush_us = 100;
+  uint64_t replay_pps = 0;  // replay: at most this many packets per second (0: as fast as possible)
 };
 
 class Worker final : public FlowEndSink {
@@ -160,6 +168,10 @@ class Worker final : public FlowEndSink {
   // before Run(); allocates the per-flow FlowBits.
   void EnableDetect(std::shared_ptr<const rules::Detector> detector,
                     std::unique_ptr<rules::Scratch> scratch);
+
+  // Turns on the per-packet block check against the tables `blocks` publishes (RCU: the worker
+  // reads the table once per loop pass and reports a quiescent state after it). Start-up only.
+  void EnableBlocking(BlockPublisher* blocks) noexcept { blocks_ = blocks; }
 
   // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
   // every flow (kShutdown). Call on the worker's lcore.
@@ -218,6 +230,11 @@ class Worker final : public FlowEndSink {
   void Inspect(const FlowLookup& fl, const PacketMeta& meta,
                std::span<const uint8_t> frame) noexcept;
   uint64_t WallNs(uint64_t tsc) const noexcept;
+  // The block check on a packet whose table is non-empty: true when it was dropped (and, for a
+  // TCP flow not reset yet, an RST sent to each end).
+  bool Blocked(const WorkerQueue& q, uint16_t tx_index, rte_mbuf* m, const BurstSlot& b) noexcept;
+  void SendRst(uint16_t tx_index, rte_mbuf* like, std::span<const uint8_t> frame,
+               const PacketMeta& meta, bool toward_sender) noexcept;
 
   WorkerOptions options_;
   FlowTable flows_;
@@ -245,6 +262,15 @@ class Worker final : public FlowEndSink {
   uint64_t rx_seq_ = 0;
   uint64_t last_expire_ns_ = 0;  // packet time of the previous expiry pass  // packets received by
                                  // this worker (replay: the capture's packet number)
+  BlockPublisher* blocks_ = nullptr;
+  const BlockTable* block_table_ = nullptr;  // this loop pass's table (nullptr: none or empty)
+  const BlockTable* last_block_table_ = nullptr;
+  uint64_t block_wall_ns_ = 0;                 // wall clock for entry expiry, read once per pass
+  std::vector<uint16_t> reverse_tx_;           // per queue: the TX buffer toward the sender
+  static constexpr size_t kResetCache = 4096;  // flows recently reset (direct-mapped, by hash)
+  std::unique_ptr<uint64_t[]> reset_cache_;
+  uint64_t replay_start_tsc_ = 0;
+  uint64_t replay_received_ = 0;
   BurstSlot burst_[kBurst];
   alignas(64) uint8_t scratch_[65535];
 };

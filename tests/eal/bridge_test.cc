@@ -8,6 +8,8 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_thash.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -141,10 +143,11 @@ class RingBridge {
     ASSERT_EQ(rte_ring_enqueue(rings_[side == 0 ? 0 : 2], m), 0);
   }
   // Frames that left on port b (side 0's traffic) or a (side 1's).
-  std::vector<std::vector<uint8_t>> Collect(int side, size_t want) {
+  // Waits up to `wait_ms` for `want` frames (a check that expects none waits briefly).
+  std::vector<std::vector<uint8_t>> Collect(int side, size_t want, int wait_ms = 10000) {
     std::vector<std::vector<uint8_t>> out;
     rte_ring* r = rings_[side == 0 ? 3 : 1];
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
       void* m = nullptr;
       if (rte_ring_dequeue(r, &m) == 0) {
@@ -309,6 +312,168 @@ TEST(BridgeEalTest, TwoWorkersOnPortsWithoutRssFallBackToOneQueue) {
   const std::string json = br.dp().CountersJson();
   EXPECT_NE(json.find("\"lcore\":2,"), std::string::npos) << json;
   EXPECT_EQ(br.dp().Totals(0).fwd_pkts, 64u);
+}
+
+// A client of the dataplane's command socket: one request line, one response line.
+class CommandClient {
+ public:
+  explicit CommandClient(const std::string& path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+    timeval tv{10, 0};
+    if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~CommandClient() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  std::string Call(const std::string& request) {
+    const std::string line = request + "\n";
+    if (write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return "";
+    std::string out;
+    char c;
+    while (read(fd_, &c, 1) == 1 && c != '\n') out += c;
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// A TCP segment with explicit sequence and acknowledgement numbers.
+std::vector<uint8_t> Tcp(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, uint8_t flags,
+                         uint32_t seq, uint32_t ack, size_t payload) {
+  std::vector<uint8_t> f = Frame(src, sport, dst, dport, 6, flags, payload);
+  for (int i = 0; i < 4; ++i) {
+    f[38 + i] = static_cast<uint8_t>(seq >> (24 - 8 * i));
+    f[42 + i] = static_cast<uint8_t>(ack >> (24 - 8 * i));
+  }
+  return f;
+}
+
+uint64_t JsonUint(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return UINT64_MAX;
+  return std::strtoull(json.c_str() + at + key.size() + 3, nullptr, 10);
+}
+
+TEST(BridgeEalTest, BlockTableDropsTheConnectionAndResetsBothEndsOnce) {
+  const std::string sock = "/tmp/vigil-eal-cmd-" + std::to_string(getpid()) + ".sock";
+  Config cfg;
+  cfg.commands_enabled = true;
+  cfg.commands_socket = sock;
+  cfg.never_block = {"10.77.0.250/32"};
+  RingBridge br(cfg);
+  ASSERT_EQ(br.Start(), "");
+  CommandClient cmd(sock);
+  ASSERT_TRUE(cmd.ok());
+  const std::string hello = cmd.Call(R"({"v":1,"id":1,"op":"hello"})");
+  EXPECT_NE(hello.find("\"ok\":true"), std::string::npos) << hello;
+  EXPECT_EQ(JsonUint(hello, "block_generation"), 0u) << hello;
+  EXPECT_NE(hello.find("\"boot_id\":\""), std::string::npos) << hello;
+
+  // The connection is established and carries data before the block.
+  br.Inject(0, Tcp(kHostA, 40000, kHostB, 445, 0x02, 1000, 0, 0));
+  br.Inject(1, Tcp(kHostB, 445, kHostA, 40000, 0x12, 5000, 1001, 0));
+  br.Inject(0, Tcp(kHostA, 40000, kHostB, 445, 0x18, 1001, 5001, 100));
+  ASSERT_EQ(br.Collect(0, 2).size(), 2u);
+  ASSERT_EQ(br.Collect(1, 1).size(), 1u);
+
+  const std::string set = cmd.Call(
+      R"({"v":1,"id":2,"op":"block.set","generation":1,"entries":[{"id":7,)"
+      R"("kind":"block_connection","addr":"10.77.0.1","peer":"10.77.0.2","server_port":445,)"
+      R"("proto":6,"expires_ns":0}]})");
+  ASSERT_NE(set.find("\"ok\":true"), std::string::npos) << set;
+  EXPECT_EQ(JsonUint(set, "id"), 2u);
+  EXPECT_EQ(JsonUint(set, "entries"), 1u);
+  // The worker picks the table up at its next loop pass (microseconds).
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+  // The next data segment is dropped; each end gets one RST, in sequence.
+  br.Inject(0, Tcp(kHostA, 40000, kHostB, 445, 0x18, 1101, 5001, 50));
+  const auto to_server = br.Collect(0, 1);
+  const auto to_client = br.Collect(1, 1);
+  ASSERT_EQ(to_server.size(), 1u);
+  ASSERT_EQ(to_client.size(), 1u);
+  PacketMeta m;
+  ASSERT_EQ(Decode(to_server[0], &m), DecodeClass::kL4);
+  EXPECT_EQ(m.tcp_flags & 0x04, 0x04);
+  EXPECT_EQ(m.tcp_seq, 1101u);  // where the server expects the dropped segment
+  EXPECT_EQ(m.dst_port, 445);
+  ASSERT_EQ(Decode(to_client[0], &m), DecodeClass::kL4);
+  EXPECT_EQ(m.tcp_flags, 0x14);  // RST|ACK
+  EXPECT_EQ(m.tcp_seq, 5001u);   // the client's ack: in its window
+  EXPECT_EQ(m.dst_port, 40000);
+
+  // Later packets of the flow, both ways, are dropped without more resets; other connections
+  // between the same hosts pass.
+  br.Inject(0, Tcp(kHostA, 40000, kHostB, 445, 0x18, 1101, 5001, 50));
+  br.Inject(1, Tcp(kHostB, 445, kHostA, 40000, 0x18, 5001, 1101, 20));
+  const auto other = Tcp(kHostA, 40001, kHostB, 139, 0x02, 1, 0, 0);
+  br.Inject(0, other);
+  const auto passed = br.Collect(0, 2, 300);
+  ASSERT_EQ(passed.size(), 1u);
+  EXPECT_EQ(passed[0], other);
+  EXPECT_TRUE(br.Collect(1, 1, 300).empty());
+
+  const std::string get = cmd.Call(R"({"v":1,"id":3,"op":"block.get"})");
+  EXPECT_EQ(JsonUint(get, "generation"), 1u) << get;
+  EXPECT_EQ(JsonUint(get, "drops"), 3u) << get;
+  EXPECT_EQ(JsonUint(get, "resets"), 1u) << get;
+  EXPECT_GT(JsonUint(get, "first_drop_ns"), 0u) << get;
+
+  // Refused tables leave the running one in force: a bad version, an entry covering a never-block
+  // address, an unknown field.
+  EXPECT_NE(cmd.Call(R"({"v":2,"id":4,"op":"hello"})").find("unsupported protocol version 2"),
+            std::string::npos);
+  const std::string never =
+      cmd.Call(R"({"v":1,"id":5,"op":"block.set","generation":9,"entries":[{"id":1,)"
+               R"("kind":"quarantine_device","addr":"10.77.0.250"}]})");
+  EXPECT_NE(never.find("never blocked"), std::string::npos) << never;
+  const std::string typo =
+      cmd.Call(R"({"v":1,"id":6,"op":"block.set","generation":9,"entries":[{"id":1,)"
+               R"("kind":"quarantine_device","adr":"10.77.0.3"}]})");
+  EXPECT_NE(typo.find(R"(unknown field \"adr\")"), std::string::npos) << typo;
+  EXPECT_EQ(JsonUint(cmd.Call(R"({"v":1,"id":7,"op":"hello"})"), "block_generation"), 1u);
+
+  // Quarantine the client instead: new connections both ways are dropped; an empty table then
+  // lets traffic through again.
+  ASSERT_NE(cmd.Call(R"({"v":1,"id":8,"op":"block.set","generation":2,"entries":[{"id":8,)"
+                     R"("kind":"quarantine_device","addr":"10.77.0.1"}]})")
+                .find("\"ok\":true"),
+            std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  br.Inject(0, Frame(kHostA, 5353, kHostB, 53, 17, 0, 10));
+  br.Inject(1, Frame(kHostB, 53, kHostA, 5353, 17, 0, 10));
+  EXPECT_TRUE(br.Collect(0, 1, 300).empty());
+  EXPECT_TRUE(br.Collect(1, 1, 300).empty());
+  ASSERT_NE(cmd.Call(R"({"v":1,"id":9,"op":"block.set","generation":3,"entries":[]})")
+                .find("\"ok\":true"),
+            std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto again = Frame(kHostA, 5353, kHostB, 53, 17, 0, 10);
+  br.Inject(0, again);
+  const auto through = br.Collect(0, 1);
+  ASSERT_EQ(through.size(), 1u);
+  EXPECT_EQ(through[0], again);
+  const std::string all = cmd.Call(R"({"v":1,"id":10,"op":"counters"})");
+  const std::string counters = all.substr(all.find("\"respond\":{\"block_generation\""));
+  EXPECT_EQ(JsonUint(counters, "resets_sent"), 2u) << all;
+  EXPECT_EQ(JsonUint(counters, "blocked"), 5u) << all;
+  EXPECT_EQ(JsonUint(counters, "block_generation"), 3u) << all;
+  br.Stop();
+  const auto a = br.dp().Totals(0);
+  const auto b = br.dp().Totals(1);
+  EXPECT_EQ(a.drops[static_cast<int>(DropReason::kBlocked)], 3u);
+  EXPECT_EQ(b.drops[static_cast<int>(DropReason::kBlocked)], 2u);
+  EXPECT_EQ(a.rx_pkts, a.fwd_pkts + a.dropped());  // the RSTs are not counted as forwarded
+  EXPECT_EQ(b.rx_pkts, b.fwd_pkts + b.dropped());
 }
 
 TEST(RssKeyTest, SymmetricKeyHashesBothDirectionsOfAFlowAlike) {

@@ -142,7 +142,7 @@ TEST(BlockTable, ManyEntriesAndConcurrentCounters) {
   std::vector<std::thread> workers;
   for (int w = 0; w < 4; ++w) {
     workers.emplace_back([&] {
-      for (int i = 0; i < 10000; ++i) t->CountDrop(e);
+      for (int i = 0; i < 10000; ++i) t->CountDrop(e, 1000 + i);
       t->CountReset(e);
     });
   }
@@ -150,6 +150,7 @@ TEST(BlockTable, ManyEntriesAndConcurrentCounters) {
   const size_t index = static_cast<size_t>(e - t->entries().data());
   EXPECT_EQ(t->drops(index), 40000u);
   EXPECT_EQ(t->resets(index), 4u);
+  EXPECT_EQ(t->first_drop_ns(index), 1000u);  // each worker's first drop is at 1000
 }
 
 // A TCP segment 10.0.0.9:51000 -> 10.0.0.5:445 (or IPv6) with `payload` bytes, ACK|PSH.
@@ -245,10 +246,10 @@ TEST(BlockRst, BothDirectionsDecodeWithValidChecksums) {
           EXPECT_EQ(r.tcp_seq, 0x20000000u);
           EXPECT_EQ(r.tcp_ack, 0x10000000u + 100);
           EXPECT_EQ(std::memcmp(out.data(), in.data() + 6, 6), 0);  // MACs swapped
-        } else {  // as the client's next segment, to the server
+        } else {  // in place of the client's dropped segment, to the server
           EXPECT_EQ(std::memcmp(r.src_addr, m.src_addr, 16), 0);
           EXPECT_EQ(r.src_port, 51000);
-          EXPECT_EQ(r.tcp_seq, 0x10000000u + 100);
+          EXPECT_EQ(r.tcp_seq, 0x10000000u);
           EXPECT_EQ(std::memcmp(out.data(), in.data(), 12), 0);
         }
       }
