@@ -1,6 +1,7 @@
 #include "control/api/api.h"
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -37,6 +38,22 @@ bool TokenMatches(const std::string& header, const std::string& token) {
             static_cast<unsigned char>(i < header.size() ? header[i] : 0);
   }
   return diff == 0;
+}
+
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr const char* kActionStates[] = {"pending", "active",  "expired",
+                                         "cleared", "refused", "suppressed"};
+
+// The breach's response action (the newest when there are several), or nothing.
+void AddAction(nlohmann::json* j, store::Store* store, int64_t breach_id) {
+  const std::vector<store::Action> actions = store->ActionsOfBreach(breach_id);
+  if (actions.empty()) return;
+  (*j)["action"] = respond::ActionJson(actions.back(), WallNowNs());
 }
 
 nlohmann::json EventJson(const store::StoredEvent& e) {
@@ -242,7 +259,9 @@ Response Api::Breaches(const std::string& model, const std::string& since,
   if (!n) return Error(400, "limit: expected an integer in 0..100000");
   nlohmann::json list = nlohmann::json::array();
   for (const store::Breach& b : store_->Breaches(model, since_ns, *n)) {
-    list.push_back(BreachJson(b, nullptr));
+    nlohmann::json j = BreachJson(b, nullptr);
+    AddAction(&j, store_, b.id);
+    list.push_back(std::move(j));
   }
   return Json(200, nlohmann::json{{"breaches", list}});
 }
@@ -250,7 +269,9 @@ Response Api::Breaches(const std::string& model, const std::string& since,
 Response Api::Breach(int64_t id) {
   const auto b = store_->GetBreach(id);
   if (!b) return Error(404, "no breach " + std::to_string(id));
-  return Json(200, BreachJson(*b, store_));
+  nlohmann::json j = BreachJson(*b, store_);
+  AddAction(&j, store_, b->id);
+  return Json(200, j);
 }
 
 Response Api::Search(const std::string& q, const std::string& from, const std::string& to,
@@ -371,6 +392,147 @@ Response Api::Metrics() {
   return r;
 }
 
+Response Api::RespondActions(const std::string& state, const std::string& limit) {
+  if (!state.empty() && std::find(std::begin(kActionStates), std::end(kActionStates), state) ==
+                            std::end(kActionStates)) {
+    return Error(
+        400,
+        "state: expected pending, active, expired, cleared, refused or suppressed, got " + state);
+  }
+  const auto n = ParseCount(limit, 100, 100000);
+  if (!n) return Error(400, "limit: expected an integer in 0..100000");
+  const int64_t now = WallNowNs();
+  nlohmann::json list = nlohmann::json::array();
+  for (const store::Action& a : store_->Actions(state, *n)) {
+    list.push_back(respond::ActionJson(a, now));
+  }
+  return Json(200, nlohmann::json{{"actions", list}});
+}
+
+Response Api::RespondAction(int64_t id) {
+  const auto a = store_->GetAction(id);
+  if (!a) return Error(404, "no action " + std::to_string(id));
+  nlohmann::json j = respond::ActionJson(*a, WallNowNs());
+  nlohmann::json audit = nlohmann::json::array();
+  for (const store::AuditEntry& e : store_->Audit(id, 1000)) audit.push_back(respond::AuditJson(e));
+  j["audit"] = std::move(audit);
+  return Json(200, j);
+}
+
+Response Api::RespondAudit(const std::string& action, const std::string& limit) {
+  const auto id = ParseCount(action, 0, INT64_MAX);
+  if (!id) return Error(400, "action: expected an action id");
+  const auto n = ParseCount(limit, 100, 100000);
+  if (!n) return Error(400, "limit: expected an integer in 0..100000");
+  nlohmann::json list = nlohmann::json::array();
+  for (const store::AuditEntry& e : store_->Audit(static_cast<int64_t>(*id), *n)) {
+    list.push_back(respond::AuditJson(e));
+  }
+  return Json(200, nlohmann::json{{"audit", list}});
+}
+
+Response Api::RespondChange(int64_t id, const std::string& op_name, const std::string& body) {
+  if (!respond_) return Error(405, "this API is read-only (responses need a running control)");
+  respond::Operation op;
+  std::vector<std::string> keys = {"who", "reason"};
+  if (op_name == "confirm") {
+    op.type = respond::Operation::Type::kConfirm;
+  } else if (op_name == "clear") {
+    op.type = respond::Operation::Type::kClear;
+  } else if (op_name == "extend") {
+    op.type = respond::Operation::Type::kExtend;
+    keys.push_back("duration");
+  } else if (op_name == "block") {
+    op.type = respond::Operation::Type::kBlock;
+    keys.insert(keys.end(),
+                {"duration", "kind", "addr", "peer", "client_port", "server_port", "proto"});
+  } else {
+    return Error(404, "no such action operation: " + op_name + " (confirm, extend or clear)");
+  }
+  op.id = id;
+  nlohmann::json j = nlohmann::json::object();
+  if (!body.empty()) {
+    j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Error(400, "body: expected a JSON object");
+  }
+  std::string who, duration;
+  bool has_duration = false;
+  for (const auto& [k, v] : j.items()) {
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
+      std::string list;
+      for (const std::string& key : keys) list += (list.empty() ? "" : ", ") + key;
+      return Error(400,
+                   "body: unknown key '" + k + "' for " + op_name + " (expected " + list + ")");
+    }
+    if (k == "client_port" || k == "server_port") {
+      if (!v.is_number_unsigned() || v.get<uint64_t>() > 65535) {
+        return Error(400, "body: " + k + " must be an integer in 0..65535");
+      }
+      (k == "client_port" ? op.client_port : op.server_port) =
+          static_cast<uint16_t>(v.get<uint64_t>());
+      continue;
+    }
+    if (k == "proto") {
+      std::optional<uint8_t> p;
+      if (v.is_number_unsigned() && v.get<uint64_t>() <= 255) {
+        p = static_cast<uint8_t>(v.get<uint64_t>());
+      } else if (v.is_string()) {
+        p = respond::ParseProto(v.get<std::string>());
+      }
+      if (!p) return Error(400, "body: proto must be tcp, udp, any or a number 0..255");
+      op.proto = *p;
+      continue;
+    }
+    if (!v.is_string()) return Error(400, "body: " + k + " must be a string");
+    const std::string sv = v.get<std::string>();
+    if (sv.size() > kMaxCommentBytes) {
+      return Error(400,
+                   "body: " + k + " longer than " + std::to_string(kMaxCommentBytes) + " bytes");
+    }
+    if (k == "who") who = sv;
+    if (k == "reason") op.reason = sv;
+    if (k == "kind") op.kind = sv;
+    if (k == "addr") op.addr = sv;
+    if (k == "peer") op.peer = sv;
+    if (k == "duration") {
+      duration = sv;
+      has_duration = true;
+    }
+  }
+  if (op.type == respond::Operation::Type::kExtend || op.type == respond::Operation::Type::kBlock) {
+    if (!has_duration) {
+      return Error(
+          400, "body: \"duration\" is required (30m, 2h, 1d" +
+                   std::string(op.type == respond::Operation::Type::kBlock ? "; 0: until cleared)"
+                                                                           : ")"));
+    }
+    if (duration == "0" && op.type == respond::Operation::Type::kBlock) {
+      op.duration_ns = 0;
+    } else {
+      const auto d = ParseDurationArg(duration);
+      if (!d) return Error(400, "body: duration: expected a duration such as 30m, 2h, 1d");
+      op.duration_ns = *d;
+    }
+  }
+  if (op.type == respond::Operation::Type::kBlock && op.kind.empty()) {
+    return Error(400,
+                 "body: \"kind\" is required (block_connection, quarantine_device, "
+                 "quarantine_outgoing, quarantine_incoming)");
+  }
+  // Who claimed it: the token proves access, not identity; the audit says so.
+  op.who = (who.empty() ? std::string("unknown") : who) + " via API";
+  const respond::OpResult r = respond_(op);
+  if (r.status != 200 && r.id == 0) return Error(r.status, r.error);
+  const auto a = store_->GetAction(r.id);
+  nlohmann::json out = a ? respond::ActionJson(*a, WallNowNs()) : nlohmann::json{{"id", r.id}};
+  if (r.status != 200) out["error"] = r.error;
+  out["push"] = {{"attempted", r.push_attempted},
+                 {"pushed", r.pushed},
+                 {"error", r.push_error},
+                 {"generation", r.generation}};
+  return Json(r.status, out);
+}
+
 Response Api::Handle(const Request& req) {
   const std::string& p = req.path;
   auto arg = [&](const char* k) {
@@ -379,20 +541,32 @@ Response Api::Handle(const Request& req) {
   };
   if (p == "/metrics" || p == "/api/v1/metrics") return Metrics();
   if (req.method == "POST") {
-    // /api/v1/breaches/{id}/{action}
+    // /api/v1/breaches/{id}/{action}, /api/v1/respond/actions/{id}/{op}, /api/v1/respond/block
     const std::string prefix = "/api/v1/breaches/";
-    const size_t slash = p.find('/', prefix.size());
-    if (p.rfind(prefix, 0) != 0 || slash == std::string::npos) {
-      return Error(405, "POST is served on /api/v1/breaches/{id}/{action} only");
+    const std::string actions = "/api/v1/respond/actions/";
+    const bool breach = p.rfind(prefix, 0) == 0 && p.find('/', prefix.size()) != std::string::npos;
+    const bool action =
+        p.rfind(actions, 0) == 0 && p.find('/', actions.size()) != std::string::npos;
+    const bool block = p == "/api/v1/respond/block";
+    if (!breach && !action && !block) {
+      return Error(405,
+                   "POST is served on /api/v1/breaches/{id}/{action}, "
+                   "/api/v1/respond/actions/{id}/{op} and /api/v1/respond/block only");
     }
-    if (!update_) return Error(405, "this API is read-only");
+    if (breach ? !update_ : !respond_) return Error(405, "this API is read-only");
     if (token_.empty()) return Error(403, "changes are refused: no API token is configured");
     auto auth = req.headers.find("authorization");
     if (auth == req.headers.end() || !TokenMatches(auth->second, token_)) {
       return Error(401, "missing or wrong API token (send Authorization: Bearer TOKEN)");
     }
-    const auto n = ParseCount(p.substr(prefix.size(), slash - prefix.size()), 0, INT64_MAX);
-    if (!n || slash == prefix.size()) return Error(400, "breach id: expected an integer");
+    if (block) return RespondChange(0, "block", req.body);
+    const std::string& base = breach ? prefix : actions;
+    const size_t slash = p.find('/', base.size());
+    const auto n = ParseCount(p.substr(base.size(), slash - base.size()), 0, INT64_MAX);
+    if (!n || slash == base.size() || (action && *n == 0)) {
+      return Error(400, std::string(breach ? "breach" : "action") + " id: expected an integer");
+    }
+    if (action) return RespondChange(static_cast<int64_t>(*n), p.substr(slash + 1), req.body);
     return UpdateBreach(static_cast<int64_t>(*n), p.substr(slash + 1), req.body);
   }
   if (req.method != "GET") return Error(405, "only GET and POST are served");
@@ -405,6 +579,14 @@ Response Api::Handle(const Request& req) {
     if (id.empty() || !n) return Error(400, "breach id: expected an integer");
     return Breach(static_cast<int64_t>(*n));
   }
+  if (p == "/api/v1/respond/actions") return RespondActions(arg("state"), arg("limit"));
+  if (p.rfind("/api/v1/respond/actions/", 0) == 0) {
+    const std::string id = p.substr(24);
+    const auto n = ParseCount(id, 0, INT64_MAX);
+    if (id.empty() || !n) return Error(400, "action id: expected an integer");
+    return RespondAction(static_cast<int64_t>(*n));
+  }
+  if (p == "/api/v1/respond/audit") return RespondAudit(arg("action"), arg("limit"));
   if (p == "/api/v1/files") {
     return Files(arg("q"), arg("from"), arg("to"), arg("last"), arg("limit"));
   }

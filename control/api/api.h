@@ -1,5 +1,6 @@
-// vigil-control's REST/JSON API: status, breaches, search, models, metrics. The same handlers
-// serve the HTTP server (control/api/http_server.h) and `vigilctl --data-dir` on a stopped store.
+// vigil-control's REST/JSON API: status, breaches, search, models, responses, metrics. The same
+// handlers serve the HTTP server (control/api/http_server.h) and `vigilctl --data-dir` on a stopped
+// store.
 //
 // Thread: one Api per thread; it reads through its own read-only store connection.
 #pragma once
@@ -12,6 +13,7 @@
 
 #include "control/api/http_server.h"
 #include "control/model/model.h"
+#include "control/respond/respond.h"
 #include "control/store/store.h"
 
 namespace vigil::ctl::api {
@@ -32,6 +34,10 @@ nlohmann::json BreachJson(const store::Breach& b, store::Store* events);
 // Applies a breach update on the store's writer (control's main thread, or vigilctl's own
 // writer on a stopped store). Returns status 200 when done, else an error response.
 using BreachUpdater = std::function<Response(int64_t id, const store::Store::BreachUpdate&)>;
+
+// Applies a response operation on control's main thread (respond::Responder::Apply) and returns
+// its result; the API thread waits for it (bounded, as for breach updates).
+using RespondFn = std::function<respond::OpResult(const respond::Operation&)>;
 
 // Largest comment accepted (bytes).
 inline constexpr size_t kMaxCommentBytes = 4096;
@@ -69,6 +75,18 @@ class Api {
   Response UpdateBreach(int64_t id, const std::string& action, const std::string& body);
   Response Metrics();
 
+  // Responses. GET /api/v1/respond/actions?state=&limit=, /api/v1/respond/actions/{id} (with its
+  // audit rows), /api/v1/respond/audit?action=&limit=; POST
+  // /api/v1/respond/actions/{id}/{confirm|extend|clear} (body {"who","reason","duration"}) and
+  // /api/v1/respond/block (body {"kind","addr","peer","client_port","server_port","proto",
+  // "duration","who","reason"}). Changes need the token and a RespondFn (405 without one).
+  void set_respond(RespondFn fn) { respond_ = std::move(fn); }
+  Response RespondActions(const std::string& state, const std::string& limit);
+  Response RespondAction(int64_t id);
+  Response RespondAudit(const std::string& action, const std::string& limit);
+  // `op`: confirm, extend, clear (id > 0) or block (id 0).
+  Response RespondChange(int64_t id, const std::string& op, const std::string& body);
+
  private:
   store::Store* store_;
   const model::ModelSet* models_;
@@ -77,6 +95,7 @@ class Api {
   BreachUpdater update_;
   std::string token_;
   std::string files_dir_;
+  RespondFn respond_;
 };
 
 }  // namespace vigil::ctl::api

@@ -7,6 +7,8 @@
 #include <map>
 #include <sstream>
 
+#include "control/respond/cidr.h"
+
 namespace vigil::ctl {
 
 std::string ControlConfigError::ToString() const {
@@ -102,6 +104,48 @@ class Loader {
     };
   }
 
+  Setter Bool(bool* out) {
+    return [this, out](const YAML::Node& n, const std::string& f) {
+      const std::string s = n.IsScalar() ? n.Scalar() : "";
+      if (s == "true") {
+        *out = true;
+      } else if (s == "false") {
+        *out = false;
+      } else {
+        Error(n, f, "expected true or false, got " + (s.empty() ? "a non-scalar" : s));
+      }
+    };
+  }
+
+  // A list of CIDRs ("10.0.0.0/8", "fd00::/8", "10.0.0.53"); each bad one is an error of its
+  // own, named by its index.
+  Setter CidrList(std::vector<std::string>* out) {
+    return [this, out](const YAML::Node& n, const std::string& f) {
+      if (n.IsNull()) {
+        out->clear();
+        return;
+      }
+      if (!n.IsSequence()) {
+        Error(n, f, "expected a list of CIDRs (10.0.0.0/8, fd00::/8, 10.0.0.53)");
+        return;
+      }
+      out->clear();
+      for (size_t i = 0; i < n.size(); ++i) {
+        const std::string field = f + "[" + std::to_string(i) + "]";
+        if (!n[i].IsScalar()) {
+          Error(n[i], field, "expected a CIDR");
+          continue;
+        }
+        std::string e;
+        if (!respond::ParseCidr(n[i].Scalar(), &e)) {
+          Error(n[i], field, e);
+          continue;
+        }
+        out->push_back(n[i].Scalar());
+      }
+    };
+  }
+
   void Root(const YAML::Node& root) {
     ControlConfig& c = config_;
     Map(root, "",
@@ -116,6 +160,14 @@ class Loader {
                    {{"listen", Str(&c.api_listen, true)},
                     {"socket", Str(&c.api_socket, true)},
                     {"token_file", Str(&c.api_token_file, true)}});
+             }},
+            {"respond",
+             [&](const YAML::Node& n, const std::string& f) {
+               Map(n, f,
+                   {{"enabled", Bool(&c.respond.enabled)},
+                    {"dataplane_socket", Str(&c.respond.dataplane_socket, false)},
+                    {"never_block", CidrList(&c.respond.never_block)},
+                    {"allow", CidrList(&c.respond.allow)}});
              }},
             {"retention",
              [&](const YAML::Node& n, const std::string& f) {

@@ -26,6 +26,15 @@ struct ControlConfig {
   // The dataplane's file store (outputs.files.dir) on this host, served by /api/v1/files/{sha256};
   // "" = none.
   std::string files_dir;
+  // Autonomous response (control/respond, docs/control.md "Responses").
+  struct Respond {
+    // false: actions are still recorded (state suppressed, mode alert: what would have been
+    // done) but nothing is ever pushed to the dataplane.
+    bool enabled = true;
+    std::string dataplane_socket = "/run/vigil/commands.sock";  // its commands.socket
+    std::vector<std::string> never_block;  // CIDRs no action may cover (refused, audited)
+    std::vector<std::string> allow;        // CIDRs a quarantined device may still reach
+  } respond;
 };
 
 struct ControlConfigError {

@@ -2,11 +2,13 @@
 // detection model over them, records breaches, and serves the API.
 //
 //   vigil-control --config FILE [--data-dir DIR] [--event-socket PATH] [--api-socket PATH]
-//                 [--api-listen HOST:PORT] [--models-dir DIR] [--check]
+//                 [--api-listen HOST:PORT] [--models-dir DIR] [--dataplane-socket PATH] [--check]
 //
-// Threads: the main thread owns the store's writer connection, the channel server and the model
-// engine (events are stored, then evaluated, then acknowledged, in that order); one API thread
-// serves HTTP through its own read-only store connection. SIGTERM/SIGINT stop it cleanly.
+// Threads: the main thread owns the store's writer connection, the channel server, the model
+// engine (events are stored, then evaluated, then acknowledged, in that order) and the responder
+// (response actions and the dataplane's command socket: pushed right after the batch that made
+// a breach, bounded to 100 ms per request); one API thread serves HTTP through its own read-only
+// store connection and hands changes to the main thread. SIGTERM/SIGINT stop it cleanly.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -36,6 +38,7 @@
 #include "control/channel/channel_server.h"
 #include "control/model/model.h"
 #include "control/query/query.h"
+#include "control/respond/respond.h"
 #include "control/store/store.h"
 
 namespace {
@@ -47,7 +50,8 @@ int Usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "vigil-control: %s\n", why.c_str());
   std::fprintf(stderr,
                "usage: vigil-control --config FILE [--data-dir DIR] [--event-socket PATH] "
-               "[--api-socket PATH] [--api-listen HOST:PORT] [--models-dir DIR] [--check]\n");
+               "[--api-socket PATH] [--api-listen HOST:PORT] [--models-dir DIR] "
+               "[--dataplane-socket PATH] [--check]\n");
   return 2;
 }
 
@@ -105,10 +109,10 @@ std::string LoadOrCreateToken(const std::string& path, std::string* error) {
   return token;
 }
 
-// A breach update handed from the API thread to the main thread (the store's writer).
-struct UpdateJob {
-  int64_t id = 0;
-  vigil::ctl::store::Store::BreachUpdate update;
+// A change handed from the API thread to the main thread (the store's writer): a breach update
+// or a response operation. `run` is called on the main thread; `stopping` answers 503 instead.
+struct Job {
+  std::function<vigil::ctl::api::Response()> run;
   std::promise<vigil::ctl::api::Response> done;
 };
 
@@ -156,6 +160,7 @@ void WarmUp(vigil::ctl::store::Store& store, vigil::ctl::model::Engine& engine) 
 int main(int argc, char** argv) {
   using namespace vigil::ctl;
   std::string config_path, data_dir, event_socket, api_socket, api_listen, models_dir;
+  std::string dataplane_socket;
   bool check = false, api_socket_set = false, api_listen_set = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -179,6 +184,8 @@ int main(int argc, char** argv) {
       api_listen_set = true;
     } else if (a == "--models-dir") {
       ok = value(&models_dir);
+    } else if (a == "--dataplane-socket") {
+      ok = value(&dataplane_socket);
     } else if (a == "--check") {
       check = true;
     } else if (a == "-h" || a == "--help") {
@@ -198,6 +205,7 @@ int main(int argc, char** argv) {
   if (api_socket_set) cfg.api_socket = api_socket;
   if (api_listen_set) cfg.api_listen = api_listen;
   if (!models_dir.empty()) cfg.models_dir = models_dir;
+  if (!dataplane_socket.empty()) cfg.respond.dataplane_socket = dataplane_socket;
 
   std::vector<model::LoadError> model_errors;
   const auto models = model::ModelSet::LoadDir(cfg.models_dir, &model_errors);
@@ -226,6 +234,12 @@ int main(int argc, char** argv) {
   }
   WarmUp(*store, *engine);
   Live live;
+  respond::Options ro_respond;
+  ro_respond.enabled = cfg.respond.enabled;
+  ro_respond.socket_path = cfg.respond.dataplane_socket;
+  ro_respond.never_block = cfg.respond.never_block;
+  ro_respond.allow = cfg.respond.allow;
+  respond::Responder responder(store.get(), ro_respond);
 
   // Store, then evaluate, then acknowledge (the server acks when this returns true): an event is
   // acknowledged only once it is durable and every model has seen it. The events and the
@@ -294,6 +308,11 @@ int main(int argc, char** argv) {
         }
         b.id = store->InsertBreach(b, &e);
         if (b.id <= 0) return fail("breach not stored");
+        // Its response action, in the same transaction as the breach.
+        if (const model::Model* m = models->Find(f.model);
+            m != nullptr && responder.OnBreach(b, *m, &e) < 0) {
+          return fail("response action not stored");
+        }
         breaches.push_back(std::move(b));
       }
     }
@@ -308,6 +327,9 @@ int main(int argc, char** argv) {
                    static_cast<long long>(b.id), b.model.c_str(), b.device.c_str(), b.score,
                    b.events.size());
     }
+    // An autonomous action goes to the dataplane now, before the acknowledgement: the time from
+    // the trigger packet to the first drop counts.
+    if (!breaches.empty()) responder.PushIfChanged();
     return true;
   };
   channel::ServerOptions co;
@@ -362,7 +384,8 @@ int main(int argc, char** argv) {
                             {"evaluated", m.evaluated},
                             {"prefiltered_out", m.prefiltered_out},
                             {"firings", m.firings},
-                            {"throttled", m.throttled}}}};
+                            {"throttled", m.throttled}}},
+                          {"respond", responder.StatusJson()}};
   };
   auto status = [&]() {
     std::lock_guard<std::mutex> lock(snapshot_mu);
@@ -381,6 +404,35 @@ int main(int argc, char** argv) {
             live.duplicates.load());
     counter("vigil_control_breaches_total", "Breaches recorded.", live.breaches.load());
     counter("vigil_control_store_errors_total", "Store failures.", live.store_errors.load());
+    // Responses (relaxed reads: statistics the main thread keeps).
+    const respond::Responder::Counters& rc = responder.counters();
+    auto labelled = [&](const char* name, const char* help, const char* label,
+                        std::initializer_list<std::pair<const char*, uint64_t>> values) {
+      o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+      for (const auto& [value, n] : values) {
+        o += std::string(name) + "{" + label + "=\"" + value + "\"} " + std::to_string(n) + "\n";
+      }
+    };
+    labelled("vigil_control_respond_actions_created_total",
+             "Response actions created, by the state they started in.", "state",
+             {{"pending", rc.created_pending.load(std::memory_order_relaxed)},
+              {"active", rc.created_active.load(std::memory_order_relaxed)},
+              {"refused", rc.created_refused.load(std::memory_order_relaxed)},
+              {"suppressed", rc.created_suppressed.load(std::memory_order_relaxed)}});
+    labelled("vigil_control_respond_operations_total", "Operations on response actions.", "op",
+             {{"confirm", rc.confirmed.load(std::memory_order_relaxed)},
+              {"extend", rc.extended.load(std::memory_order_relaxed)},
+              {"clear", rc.cleared.load(std::memory_order_relaxed)},
+              {"expire", rc.expired.load(std::memory_order_relaxed)},
+              {"block", rc.blocks.load(std::memory_order_relaxed)}});
+    counter("vigil_control_respond_pushes_total", "Block tables the dataplane accepted.",
+            rc.pushes.load(std::memory_order_relaxed));
+    counter("vigil_control_respond_push_failures_total",
+            "Block table pushes that failed (no dataplane, timeout, refused).",
+            rc.push_failures.load(std::memory_order_relaxed));
+    counter("vigil_control_respond_dataplane_restarts_total",
+            "Dataplane restarts seen (a new boot_id in hello).",
+            rc.dataplane_restarts.load(std::memory_order_relaxed));
     return o;
   };
   {
@@ -397,12 +449,11 @@ int main(int argc, char** argv) {
   }
   // Changes go to the main thread, which owns the writer; the API thread waits (bounded).
   std::mutex jobs_mu;
-  std::deque<std::shared_ptr<UpdateJob>> jobs;
+  std::deque<std::shared_ptr<Job>> jobs;
   bool jobs_closed = false;  // under jobs_mu: stopping, no more jobs
-  auto update = [&](int64_t id, const store::Store::BreachUpdate& u) -> api::Response {
-    auto job = std::make_shared<UpdateJob>();
-    job->id = id;
-    job->update = u;
+  auto submit = [&](std::function<api::Response()> run) -> api::Response {
+    auto job = std::make_shared<Job>();
+    job->run = std::move(run);
     auto done = job->done.get_future();
     {
       std::lock_guard<std::mutex> lock(jobs_mu);
@@ -416,8 +467,42 @@ int main(int argc, char** argv) {
     }
     return done.get();
   };
+  auto update = [&](int64_t id, const store::Store::BreachUpdate& u) -> api::Response {
+    return submit([&store, id, u]() -> api::Response {
+      std::string e;
+      if (store->UpdateBreach(id, u, &e)) return {};
+      const bool missing = e.rfind("no breach", 0) == 0;
+      return {missing ? 404 : 500, "application/json", nlohmann::json{{"error", e}}.dump()};
+    });
+  };
+  // A response operation: applied (and pushed) on the main thread; the result travels back in
+  // the Response's body so that the API thread can rebuild it.
+  auto respond_op = [&](const respond::Operation& op) -> respond::OpResult {
+    const api::Response r = submit([&responder, op]() -> api::Response {
+      const respond::OpResult res = responder.Apply(op);
+      return {res.status, "application/json",
+              nlohmann::json{{"id", res.id},
+                             {"error", res.error},
+                             {"push_attempted", res.push_attempted},
+                             {"pushed", res.pushed},
+                             {"push_error", res.push_error},
+                             {"generation", res.generation}}
+                  .dump()};
+    });
+    respond::OpResult out;
+    out.status = r.status;
+    const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    if (!j.is_object()) return out;
+    out.id = j.value("id", int64_t{0});
+    out.error = j.value("error", std::string());
+    out.push_attempted = j.value("push_attempted", false);
+    out.pushed = j.value("pushed", false);
+    out.push_error = j.value("push_error", std::string());
+    out.generation = j.value("generation", uint64_t{0});
+    return out;
+  };
   auto run_jobs = [&](bool stopping) {
-    std::deque<std::shared_ptr<UpdateJob>> todo;
+    std::deque<std::shared_ptr<Job>> todo;
     {
       std::lock_guard<std::mutex> lock(jobs_mu);
       todo.swap(jobs);
@@ -425,18 +510,17 @@ int main(int argc, char** argv) {
     }
     for (const auto& job : todo) {
       api::Response r;
-      std::string e;
       if (stopping) {
         r = {503, "application/json", R"({"error":"vigil-control is stopping"})"};
-      } else if (!store->UpdateBreach(job->id, job->update, &e)) {
-        const bool missing = e.rfind("no breach", 0) == 0;
-        r = {missing ? 404 : 500, "application/json", nlohmann::json{{"error", e}}.dump()};
+      } else {
+        r = job->run();
       }
       job->done.set_value(std::move(r));
     }
   };
   api::Api api(reader.get(), &*models, status, metrics, update, token);
   api.set_files_dir(cfg.files_dir);
+  api.set_respond(respond_op);
   std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
 
   signal(SIGTERM, OnSignal);
@@ -445,10 +529,14 @@ int main(int argc, char** argv) {
                models->models().size(), cfg.data_dir.c_str(), cfg.event_socket.c_str(),
                cfg.api_listen.c_str(), cfg.api_socket.empty() ? "" : " and ",
                cfg.api_socket.c_str());
+  std::fprintf(stderr, "vigil-control: respond: %s, dataplane commands on %s\n",
+               cfg.respond.enabled ? "enabled" : "disabled (actions recorded, never pushed)",
+               cfg.respond.dataplane_socket.c_str());
   auto last_retention = std::chrono::steady_clock::now();
   while (!g_stop.load()) {
     server.Poll(50);
     run_jobs(false);
+    responder.Poll();
     {
       nlohmann::json next = take_snapshot();
       std::lock_guard<std::mutex> lock(snapshot_mu);

@@ -9,11 +9,22 @@
 //     ack ID [--comment TEXT] | unack ID | comment ID TEXT
 //     files [--query Q] [--from T --to T | --last 60d] [--limit N]
 //     file get SHA256 -o FILE   (--files-dir DIR with --data-dir: the dataplane's file store)
+//     respond list [--state S] [--limit N] | respond show ID | respond audit [--action ID]
+//     respond confirm ID [--reason T] | respond extend ID DURATION [--reason T]
+//     respond clear ID [--reason T]
+//     respond block (--device IP [--direction both|outgoing|incoming] |
+//                    --client IP --server IP --port N [--proto tcp|udp]) --duration D [--reason T]
 //
 // Talks to a running control over its API (Unix socket by default), or with --data-dir reads a
 // stopped (or running) store directly, read-only (ack/unack/comment open a stopped store for
 // writing). --json prints the API's JSON unchanged. Changes over the API send the token from
-// --token-file FILE or $VIGIL_API_TOKEN.
+// --token-file FILE or $VIGIL_API_TOKEN; response changes also send "who": $USER (the audit log
+// records it as "USER via API"). Response changes need a running control (it tells the
+// dataplane); with --data-dir, respond list/show/audit read the store.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +59,15 @@ int Usage(const char* why) {
                "  ack ID [--comment TEXT] | unack ID | comment ID TEXT\n"
                "  files [--query Q] [--from T --to T | --last 60d] [--limit N]\n"
                "  file get SHA256 -o FILE   (with --data-dir: --files-dir DIR)\n"
+               "  respond list [--state pending|active|expired|cleared|refused|suppressed] "
+               "[--limit N]\n"
+               "  respond show ID | respond audit [--action ID] [--limit N]\n"
+               "  respond confirm ID [--reason T] | respond clear ID [--reason T]\n"
+               "  respond extend ID DURATION [--reason T]\n"
+               "  respond block (--device IP [--direction both|outgoing|incoming] |\n"
+               "                 --client IP --server IP --port N [--proto tcp|udp]) "
+               "--duration D [--reason T]\n"
+               "D: 30m, 2h, 1d (block: 0 = until cleared)\n"
                "Changes over the API need the token: --token-file FILE or $VIGIL_API_TOKEN.\n"
                "T: 2017-10-20T18:43:22Z, 2017-10-20 or Unix seconds (packet time, UTC)\n");
   return 2;
@@ -59,8 +79,66 @@ std::string Str(const json& j, const char* k) {
   return it->is_string() ? it->get<std::string>() : it->dump();
 }
 
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// 3725 s -> "1h02m"; 90000 s -> "1d01h"; 42 s -> "42s".
+std::string Span(int64_t secs) {
+  if (secs < 0) secs = -secs;
+  char buf[32];
+  if (secs >= 86400) {
+    std::snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(secs / 86400),
+                  static_cast<long long>(secs % 86400 / 3600));
+  } else if (secs >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(secs / 3600),
+                  static_cast<long long>(secs % 3600 / 60));
+  } else if (secs >= 60) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(secs / 60),
+                  static_cast<long long>(secs % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(secs));
+  }
+  return buf;
+}
+
+// An action's expiry relative to now: "expires in 59m58s", "until cleared", "expired 3m ago".
+std::string ExpiryText(const json& a) {
+  const std::string state = Str(a, "state");
+  const int64_t exp = a.value("expires_ns", int64_t{0});
+  const int64_t dur = a.value("duration_ns", int64_t{0});
+  const int64_t now = WallNowNs();
+  if (state == "pending") {
+    return dur == 0 ? "until cleared once confirmed" : Span(dur / 1000000000) + " once confirmed";
+  }
+  if (state == "active") {
+    return exp == 0 ? "until cleared" : "expires in " + Span((exp - now) / 1000000000);
+  }
+  if (state == "expired") return "expired " + Span((now - exp) / 1000000000) + " ago";
+  const int64_t changed = a.value("changed_ns", int64_t{0});
+  return state + " " + Span((now - changed) / 1000000000) + " ago";
+}
+
+void PrintAction(const json& a) {
+  const json& breach = a["breach_id"];
+  std::printf("#%-4s %-10s %-19s %-36s %-26s %-12s drops %s resets %s\n", Str(a, "id").c_str(),
+              Str(a, "state").c_str(), Str(a, "kind").c_str(), Str(a, "target").c_str(),
+              ExpiryText(a).c_str(),
+              breach.is_null() ? "manual" : ("breach #" + breach.dump()).c_str(),
+              Str(a, "drops").c_str(), Str(a, "resets").c_str());
+}
+
+void PrintAudit(const json& e) {
+  const json& id = e["action_id"];
+  std::printf("%s  %-6s %-17s %-24s %s\n", Str(e, "time").c_str(),
+              id.is_null() ? "-" : ("#" + id.dump()).c_str(), Str(e, "op").c_str(),
+              Str(e, "who").c_str(), Str(e, "detail").c_str());
+}
+
 void PrintHuman(const std::string& command, const json& j) {
-  if (j.contains("error")) {
+  if (j.contains("error") && !j.contains("state")) {
     std::printf("error: %s", Str(j, "error").c_str());
     if (j.contains("column")) std::printf(" (column %s)", Str(j, "column").c_str());
     std::printf("\n");
@@ -94,6 +172,11 @@ void PrintHuman(const std::string& command, const json& j) {
                 Str(j, "filter").c_str());
     std::printf("  %s%s%s\n", j.value("acknowledged", false) ? "acknowledged" : "not acknowledged",
                 Str(j, "comment").empty() ? "" : ", comment: ", Str(j, "comment").c_str());
+    if (j.contains("action")) {
+      const json& a = j["action"];
+      std::printf("  response #%s: %s %s, %s, %s\n", Str(a, "id").c_str(), Str(a, "kind").c_str(),
+                  Str(a, "target").c_str(), Str(a, "state").c_str(), ExpiryText(a).c_str());
+    }
     if (command != "breach") return;
     std::printf("  event log (%zu):\n", j["event_log"].size());
     for (const json& e : j["event_log"]) {
@@ -128,6 +211,40 @@ void PrintHuman(const std::string& command, const json& j) {
                   Str(f, "filename").c_str(), f.value("stored", false) ? "" : "  (not stored)");
     }
     std::printf("%zu of %s file(s)\n", j["events"].size(), Str(j, "total").c_str());
+  } else if (command == "respond list") {
+    for (const json& a : j["actions"]) PrintAction(a);
+    std::printf("%zu action(s)\n", j["actions"].size());
+  } else if (command == "respond audit") {
+    for (const json& e : j["audit"]) PrintAudit(e);
+  } else if (command.rfind("respond ", 0) == 0) {
+    // show, or the action after confirm / extend / clear / block
+    if (j.contains("error")) std::printf("error: %s\n", Str(j, "error").c_str());
+    PrintAction(j);
+    std::printf("  %s; mode %s; created %s; expires %s\n",
+                Str(j, "model").empty() ? "manual block" : ("model " + Str(j, "model")).c_str(),
+                Str(j, "mode").c_str(), Str(j, "created").c_str(),
+                Str(j, "expires").empty() ? "-" : Str(j, "expires").c_str());
+    if (!Str(j, "reason").empty()) std::printf("  reason: %s\n", Str(j, "reason").c_str());
+    if (!Str(j, "first_drop").empty()) {
+      std::printf("  first drop %s\n", Str(j, "first_drop").c_str());
+    }
+    if (j.contains("push")) {
+      const json& p = j["push"];
+      if (!p.value("attempted", false)) {
+        std::printf("  nothing to push\n");
+      } else if (p.value("pushed", false)) {
+        std::printf("  pushed to the dataplane (generation %s)\n", Str(p, "generation").c_str());
+      } else {
+        std::printf("  NOT pushed yet (retried every second): %s\n", Str(p, "error").c_str());
+      }
+    }
+    if (j.contains("audit")) {
+      std::printf("  audit:\n");
+      for (const json& e : j["audit"]) {
+        std::printf("  ");
+        PrintAudit(e);
+      }
+    }
   } else if (command == "models") {
     for (const json& m : j["models"]) {
       std::printf("%-50s priority %s\n", Str(m, "name").c_str(), Str(m, "priority").c_str());
@@ -145,8 +262,10 @@ int main(int argc, char** argv) {
   bool as_json = false;
   std::vector<std::string> args;
   std::map<std::string, std::string> opts;
-  static const char* kValued[] = {"--model",    "--since",   "--limit", "--from", "--to",
-                                  "--count-by", "--comment", "--last",  "--query"};
+  static const char* kValued[] = {"--model",    "--since",   "--limit",     "--from",   "--to",
+                                  "--count-by", "--comment", "--last",      "--query",  "--state",
+                                  "--reason",   "--device",  "--direction", "--client", "--server",
+                                  "--port",     "--proto",   "--duration",  "--action"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -179,8 +298,90 @@ int main(int argc, char** argv) {
     }
   }
   if (args.empty()) return Usage("no command");
-  const std::string command = args[0];
+  std::string command = args[0];
   auto opt = [&](const char* k) { return opts.count(k) ? opts[k] : std::string(); };
+  // respond SUB ...: the route, and for changes the JSON body (Api::RespondChange).
+  std::string respond_target, respond_body;
+  bool respond_change = false;
+  int64_t respond_id = 0;
+  if (command == "respond") {
+    if (args.size() < 2)
+      return Usage("respond needs list, show, confirm, extend, clear, block or audit");
+    const std::string sub = args[1];
+    command = "respond " + sub;
+    auto id_arg = [&]() -> bool {
+      if (args.size() < 3) return false;
+      char* end = nullptr;
+      respond_id = std::strtoll(args[2].c_str(), &end, 10);
+      return !args[2].empty() && *end == '\0' && respond_id > 0;
+    };
+    json body = json::object();
+    // Who: $USER, else the account's name (the audit log records it as "NAME via API").
+    const char* user = std::getenv("USER");
+    if (user == nullptr || *user == '\0') {
+      const passwd* pw = getpwuid(getuid());
+      user = pw != nullptr ? pw->pw_name : nullptr;
+    }
+    body["who"] = user != nullptr && *user != '\0' ? user : "unknown";
+    if (opts.count("reason")) body["reason"] = opt("reason");
+    if (sub == "list") {
+      if (args.size() != 2) return Usage("respond list takes no argument (--state S)");
+      respond_target = "/api/v1/respond/actions?state=" + vigil::ctl::cli::UrlEncode(opt("state")) +
+                       "&limit=" + vigil::ctl::cli::UrlEncode(opt("limit"));
+    } else if (sub == "show") {
+      if (args.size() != 3 || !id_arg()) return Usage("respond show needs an action ID");
+      respond_target = "/api/v1/respond/actions/" + std::to_string(respond_id);
+    } else if (sub == "audit") {
+      if (args.size() != 2) return Usage("respond audit takes no argument (--action ID)");
+      respond_target = "/api/v1/respond/audit?action=" + vigil::ctl::cli::UrlEncode(opt("action")) +
+                       "&limit=" + vigil::ctl::cli::UrlEncode(opt("limit"));
+    } else if (sub == "confirm" || sub == "clear" || sub == "extend") {
+      const size_t want = sub == "extend" ? 4 : 3;
+      if (args.size() != want || !id_arg()) {
+        return Usage(sub == "extend" ? "respond extend needs an action ID and a DURATION (30m)"
+                                     : ("respond " + sub + " needs an action ID").c_str());
+      }
+      if (sub == "extend") body["duration"] = args[3];
+      respond_change = true;
+      respond_target = "/api/v1/respond/actions/" + std::to_string(respond_id) + "/" + sub;
+    } else if (sub == "block") {
+      if (args.size() != 2) return Usage("respond block takes options only");
+      if (!opts.count("duration"))
+        return Usage("respond block needs --duration D (0: until cleared)");
+      body["duration"] = opt("duration");
+      if (opts.count("device")) {
+        if (opts.count("client") || opts.count("server") || opts.count("port") ||
+            opts.count("proto")) {
+          return Usage("respond block: --device or --client/--server/--port, not both");
+        }
+        const std::string dir = opts.count("direction") ? opt("direction") : "both";
+        if (dir != "both" && dir != "outgoing" && dir != "incoming") {
+          return Usage("--direction: expected both, outgoing or incoming");
+        }
+        body["kind"] = dir == "both" ? "quarantine_device" : "quarantine_" + dir;
+        body["addr"] = opt("device");
+      } else if (opts.count("client") && opts.count("server") && opts.count("port")) {
+        if (opts.count("direction")) return Usage("--direction goes with --device");
+        char* end = nullptr;
+        const long port = std::strtol(opt("port").c_str(), &end, 10);
+        if (opt("port").empty() || *end != '\0' || port < 1 || port > 65535) {
+          return Usage("--port: expected 1..65535");
+        }
+        body["kind"] = "block_connection";
+        body["addr"] = opt("client");
+        body["peer"] = opt("server");
+        body["server_port"] = port;
+        body["proto"] = opts.count("proto") ? opt("proto") : "tcp";
+      } else {
+        return Usage("respond block needs --device IP, or --client IP --server IP --port N");
+      }
+      respond_change = true;
+      respond_target = "/api/v1/respond/block";
+    } else {
+      return Usage(("unknown respond command " + sub).c_str());
+    }
+    if (respond_change) respond_body = body.dump();
+  }
   // ack / unack / comment: the action and its JSON body (Api::UpdateBreach).
   const bool is_update = command == "ack" || command == "unack" || command == "comment";
   std::string action, update_body;
@@ -216,6 +417,13 @@ int main(int argc, char** argv) {
     vigil::ctl::store::Options o;
     o.dir = data_dir;
     o.read_only = !is_update;  // a change needs the writer (fails while control runs)
+    if (respond_change) {
+      std::fprintf(stderr,
+                   "vigilctl: %s needs a running vigil-control (it tells the dataplane); "
+                   "--data-dir reads actions only\n",
+                   command.c_str());
+      return 1;
+    }
     if (is_update && !std::filesystem::exists(data_dir + "/vigil.db")) {
       std::fprintf(stderr, "vigilctl: %s/vigil.db: no store there\n", data_dir.c_str());
       return 1;
@@ -262,6 +470,12 @@ int main(int argc, char** argv) {
     } else if (is_file_get) {
       api.set_files_dir(files_dir);
       r = api.File(args[2]);
+    } else if (command == "respond list") {
+      r = api.RespondActions(opt("state"), opt("limit"));
+    } else if (command == "respond show") {
+      r = api.RespondAction(respond_id);
+    } else if (command == "respond audit") {
+      r = api.RespondAudit(opt("action"), opt("limit"));
     } else {
       return Usage(("unknown command " + command).c_str());
     }
@@ -270,9 +484,11 @@ int main(int argc, char** argv) {
   } else {
     using vigil::ctl::cli::UrlEncode;
     std::string target, method = "GET", headers;
-    if (is_update) {
+    if (is_update || respond_change) {
       method = "POST";
-      target = "/api/v1/breaches/" + std::to_string(update_id) + "/" + action;
+      target = respond_change ? respond_target
+                              : "/api/v1/breaches/" + std::to_string(update_id) + "/" + action;
+      if (respond_change) update_body = respond_body;
       std::string token;
       if (const char* env = std::getenv("VIGIL_API_TOKEN"); env != nullptr && *env != '\0') {
         token = env;
@@ -306,6 +522,8 @@ int main(int argc, char** argv) {
                "&limit=" + UrlEncode(opt("limit"));
     } else if (is_file_get) {
       target = "/api/v1/files/" + UrlEncode(args[2]);
+    } else if (!respond_target.empty()) {
+      target = respond_target;
     } else {
       return Usage(("unknown command " + command).c_str());
     }

@@ -26,7 +26,7 @@ namespace {
 
 constexpr std::string_view kGroupByNames[] = {"source", "destination", "pair"};
 constexpr std::string_view kActionNames[] = {"block_connection", "quarantine_device",
-                                             "quarantine_outgoing"};
+                                             "quarantine_outgoing", "quarantine_incoming"};
 constexpr std::string_view kModeNames[] = {"alert", "confirm", "autonomous"};
 // The event types the dataplane writes (docs/events.md); a typo in `event_types` would silently
 // make a component dead, so unknown names are errors.
@@ -725,6 +725,12 @@ std::string LoadError::ToString() const {
 const char* GroupByName(GroupBy g) { return kGroupByNames[static_cast<size_t>(g)].data(); }
 const char* ResponseActionName(ResponseAction a) {
   return kActionNames[static_cast<size_t>(a)].data();
+}
+std::optional<ResponseAction> ParseResponseAction(std::string_view name) {
+  for (size_t i = 0; i < std::size(kActionNames); ++i) {
+    if (kActionNames[i] == name) return static_cast<ResponseAction>(i);
+  }
+  return std::nullopt;
 }
 const char* ResponseModeName(ResponseMode m) { return kModeNames[static_cast<size_t>(m)].data(); }
 

@@ -66,11 +66,19 @@ struct LoadError {
 };
 
 enum class GroupBy { kSource, kDestination, kPair };
-enum class ResponseAction { kBlockConnection, kQuarantineDevice, kQuarantineOutgoing };
+// The names are the block kinds of the dataplane's command protocol (docs/respond.md).
+enum class ResponseAction {
+  kBlockConnection,
+  kQuarantineDevice,
+  kQuarantineOutgoing,
+  kQuarantineIncoming
+};
 enum class ResponseMode { kAlert, kConfirm, kAutonomous };
 
 const char* GroupByName(GroupBy g);
 const char* ResponseActionName(ResponseAction a);
+// "block_connection", ... back to the enum; nullopt for another name.
+std::optional<ResponseAction> ParseResponseAction(std::string_view name);
 const char* ResponseModeName(ResponseMode m);
 
 struct Frequency {

@@ -19,7 +19,9 @@
 namespace vigil::ctl::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// Version 2 added the response tables (kRespondSchema); a version-1 store is upgraded in place
+// by the writer when it opens it.
+constexpr int kSchemaVersion = 2;
 constexpr int64_t kNsPerSec = 1'000'000'000;
 constexpr int64_t kNsPerDay = 86'400 * kNsPerSec;
 // Rows per retention transaction: small enough that the writer lock (and the ingest it delays)
@@ -76,6 +78,43 @@ CREATE TABLE breach_events(
   event_id INTEGER NOT NULL,
   is_trigger INTEGER NOT NULL,
   PRIMARY KEY(breach_id, event_id)) WITHOUT ROWID;
+)sql";
+
+// Responses (control/respond): the actions control decided or an operator asked for, and the
+// audit log of every operation on them. Action times are wall clock (CLOCK_REALTIME ns), unlike
+// events and breaches, whose times are packet time.
+constexpr const char* kRespondSchema = R"sql(
+CREATE TABLE respond_actions(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  breach_id INTEGER,
+  model TEXT NOT NULL DEFAULT '',
+  kind TEXT NOT NULL,
+  addr TEXT NOT NULL,
+  peer TEXT NOT NULL DEFAULT '',
+  client_port INTEGER NOT NULL DEFAULT 0,
+  server_port INTEGER NOT NULL DEFAULT 0,
+  proto INTEGER NOT NULL DEFAULT 0,
+  mode TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_ns INTEGER NOT NULL,
+  expires_ns INTEGER NOT NULL DEFAULT 0,
+  duration_ns INTEGER NOT NULL DEFAULT 0,
+  changed_ns INTEGER NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  drops INTEGER NOT NULL DEFAULT 0,
+  resets INTEGER NOT NULL DEFAULT 0,
+  first_drop_ns INTEGER NOT NULL DEFAULT 0,
+  counters_ns INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX respond_actions_state ON respond_actions(state, id);
+CREATE INDEX respond_actions_breach ON respond_actions(breach_id);
+CREATE TABLE respond_audit(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts_ns INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  action_id INTEGER,
+  op TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX respond_audit_action ON respond_audit(action_id, id);
 )sql";
 
 // An event whose text exercises every tokenisation rule. Its IndexText is kept in meta: if a
@@ -537,7 +576,7 @@ std::unique_ptr<Store> Store::Open(const Options& o, std::string* error) {
       return nullptr;
     }
     if (fresh) {
-      const std::string init = std::string("BEGIN IMMEDIATE;") + kSchema +
+      const std::string init = std::string("BEGIN IMMEDIATE;") + kSchema + kRespondSchema +
                                "INSERT INTO meta VALUES('schema_version','" +
                                std::to_string(kSchemaVersion) + "');COMMIT;";
       if (!impl->Exec(init.c_str())) {
@@ -551,7 +590,20 @@ std::unique_ptr<Store> Store::Open(const Options& o, std::string* error) {
     *error = impl->path + ": not a vigil store (no schema_version)";
     return nullptr;
   }
-  if (version != std::to_string(kSchemaVersion)) {
+  if (version == "1" && !o.read_only) {
+    // 1 -> 2: the response tables. One transaction: a crash leaves version 1, upgraded next time.
+    const std::string up = std::string("BEGIN IMMEDIATE;") + kRespondSchema +
+                           "UPDATE meta SET value='2' WHERE key='schema_version';COMMIT;";
+    if (!impl->Exec(up.c_str())) {
+      *error = impl->last_error;
+      impl->Exec("ROLLBACK");
+      return nullptr;
+    }
+    version = "2";
+  }
+  // A reader of a version-1 store (not yet opened by a newer writer) reads all but the response
+  // tables, which then read as empty.
+  if (version != std::to_string(kSchemaVersion) && !(version == "1" && o.read_only)) {
     *error = impl->path + ": store schema version " + version + ", this build reads version " +
              std::to_string(kSchemaVersion);
     return nullptr;

@@ -1,5 +1,6 @@
-// The control plane's embedded store: events, their full-text index, sensors' sequence numbers
-// and breaches, in one SQLite database `<dir>/vigil.db` in WAL mode.
+// The control plane's embedded store: events, their full-text index, sensors' sequence numbers,
+// breaches, and response actions with their audit log, in one SQLite database `<dir>/vigil.db` in
+// WAL mode.
 //
 // Durability: event batches commit with synchronous=NORMAL (a process crash loses nothing
 // committed; a power loss may lose the last commits since the previous checkpoint, which the
@@ -86,6 +87,46 @@ struct Breach {
   std::string comment;
 };
 
+// A response action (control/respond): what control asked, or will ask, the dataplane to block.
+// Times are wall clock (CLOCK_REALTIME ns), not packet time.
+struct Action {
+  int64_t id = 0;
+  int64_t breach_id = 0;  // 0: a manual block (NULL in the table)
+  std::string model;      // the breach's model; "" for a manual block
+  std::string kind;       // block_connection, quarantine_device, quarantine_outgoing/_incoming
+  std::string addr;       // the device (quarantine) or the connection's client
+  std::string peer;       // the connection's server; "" for a quarantine
+  uint16_t client_port = 0, server_port = 0;
+  uint8_t proto = 0;  // IP protocol; 0 = any
+  std::string mode;   // confirm, autonomous, manual; alert when respond.enabled is false
+  std::string state;  // pending, active, expired, cleared, refused, suppressed
+  int64_t created_ns = 0;
+  int64_t expires_ns = 0;   // 0: none (pending, or until cleared)
+  int64_t duration_ns = 0;  // from activation; 0: until cleared
+  int64_t changed_ns = 0;   // last state or expiry change
+  std::string reason;       // why it was created, refused or last changed
+  // Last read back from the dataplane (block.get): drops, RST pairs, first drop (wall ns).
+  uint64_t drops = 0, resets = 0;
+  int64_t first_drop_ns = 0, counters_ns = 0;  // counters_ns: when they were read
+};
+
+// One row of the response audit log: who did what to which action, when (wall clock).
+struct AuditEntry {
+  int64_t id = 0;
+  int64_t ts_ns = 0;
+  std::string who;        // "alice via API", "vigil-control"
+  int64_t action_id = 0;  // 0: none (a push failure, a dataplane restart)
+  std::string op;         // create, confirm, extend, clear, expire, block, refuse, ...
+  std::string detail;     // reason and particulars
+};
+
+// Counters of one action as the dataplane reported them.
+struct ActionCounters {
+  int64_t id = 0;
+  uint64_t drops = 0, resets = 0;
+  int64_t first_drop_ns = 0;
+};
+
 class Store {
  public:
   // Opens (creating when missing, unless read_only) `o.dir/vigil.db`. Returns nullptr and sets
@@ -157,6 +198,24 @@ class Store {
     std::optional<std::string> comment;
   };
   bool UpdateBreach(int64_t id, const BreachUpdate& u, std::string* error);
+
+  // Responses. SaveAction writes the action (inserted when a.id is 0, else every column but the
+  // counters replaced) and the audit row about it (its action_id set to the action's) in one
+  // synchronous transaction (part of the batch when one is open). Returns the action's id, or 0
+  // with *error (also when a.id names no action).
+  int64_t SaveAction(const Action& a, const AuditEntry& audit, std::string* error);
+  // An audit row about no particular action (or an existing one). Returns its id or 0.
+  int64_t InsertAudit(const AuditEntry& e, std::string* error);
+  std::optional<Action> GetAction(int64_t id);
+  // Newest first; `state` empty = every state.
+  std::vector<Action> Actions(const std::string& state, size_t limit);
+  std::vector<Action> ActionsOfBreach(int64_t breach_id);
+  // Newest first; action_id 0 = every row.
+  std::vector<AuditEntry> Audit(int64_t action_id, size_t limit);
+  // Stores the counters read back from the dataplane (ordinary commit: statistics) for the
+  // actions that exist; `read_ns` is when they were read.
+  bool UpdateActionCounters(std::span<const ActionCounters> counters, int64_t read_ns,
+                            std::string* error);
 
   // Deletes events and breaches older than retention_days before `now_ns` (0: the newest stored
   // event's packet time, so replayed old captures are not wiped by the wall clock), then, when

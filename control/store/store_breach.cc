@@ -7,48 +7,6 @@
 #include "control/store/store_internal.h"
 
 namespace vigil::ctl::store {
-namespace {
-
-// Commits the transaction `body` runs in with a full fsync of the WAL, whatever happens.
-template <typename F>
-bool DurableTransaction(Store::Impl& m, F&& body, std::string* error) {
-  if (m.options.read_only) {
-    *error = m.path + ": store is open read-only";
-    return false;
-  }
-  if (m.in_batch) {  // part of the caller's batch, made durable by CommitBatch
-    if (!m.Begin("durable")) {
-      *error = m.last_error;
-      return false;
-    }
-    bool ok = body() && m.Commit("durable");
-    if (!ok) {
-      if (m.last_error.empty()) m.last_error = m.ErrorText("breach");
-      *error = m.last_error;
-      m.Rollback("durable");
-    } else {
-      m.batch_durable = true;
-    }
-    return ok;
-  }
-  // synchronous cannot change inside a transaction; set it for this one and restore it after.
-  if (!m.Exec("PRAGMA synchronous=FULL") || !m.Exec("BEGIN IMMEDIATE")) {
-    *error = m.last_error;
-    m.Exec("PRAGMA synchronous=NORMAL");
-    return false;
-  }
-  bool ok = body();
-  if (ok) ok = m.Exec("COMMIT");
-  if (!ok) {
-    if (m.last_error.empty()) m.last_error = m.ErrorText("breach");
-    *error = m.last_error;
-    m.Exec("ROLLBACK");
-  }
-  m.Exec("PRAGMA synchronous=NORMAL");
-  return ok;
-}
-
-}  // namespace
 
 int64_t Store::InsertBreach(const Breach& b, std::string* error) {
   Impl& m = *impl_;

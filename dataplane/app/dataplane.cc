@@ -395,6 +395,9 @@ bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std:
     std::shared_ptr<const BlockTable> t =
         BlockTable::Build(std::move(r.entries), std::move(r.allow), never, error);
     if (t == nullptr) return false;
+    // Drops counted by a worker still on the old table after this copy are lost to the count
+    // (the packet is dropped all the same); the window is one worker loop pass.
+    if (blocks_->table() != nullptr) t->InheritCounters(*blocks_->table());
     blocks_->Publish(std::move(t), r.generation);
     std::fprintf(stderr, "vigil: block table generation %" PRIu64 ": %zu entries\n", r.generation,
                  n);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace vigil::dp {
@@ -252,6 +253,18 @@ uint64_t BlockTable::drops(size_t index) const noexcept {
 
 uint64_t BlockTable::resets(size_t index) const noexcept {
   return resets_[index].load(std::memory_order_relaxed);
+}
+
+void BlockTable::InheritCounters(const BlockTable& old) const {
+  std::unordered_map<uint64_t, size_t> index;
+  for (size_t j = 0; j < old.entries_.size(); ++j) index.emplace(old.entries_[j].id, j);
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const auto it = index.find(entries_[i].id);
+    if (it == index.end()) continue;
+    drops_[i].store(old.drops(it->second), std::memory_order_relaxed);
+    resets_[i].store(old.resets(it->second), std::memory_order_relaxed);
+    first_drop_[i].store(old.first_drop_ns(it->second), std::memory_order_relaxed);
+  }
 }
 
 uint64_t BlockTable::first_drop_ns(size_t index) const noexcept {

@@ -86,6 +86,10 @@ class BlockTable {
   uint64_t resets(size_t index) const noexcept;
   uint64_t first_drop_ns(size_t index) const noexcept;  // 0: nothing dropped yet
 
+  // Before publication only (main thread): entries with the same id as one of `old` start from
+  // its counters, so a re-push of the same action keeps its drops, resets and first-drop time.
+  void InheritCounters(const BlockTable& old) const;
+
   std::span<const BlockEntry> entries() const noexcept { return entries_; }
   bool empty() const noexcept { return entries_.empty(); }
 

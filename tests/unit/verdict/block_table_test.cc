@@ -153,6 +153,27 @@ TEST(BlockTable, ManyEntriesAndConcurrentCounters) {
   EXPECT_EQ(t->first_drop_ns(index), 1000u);  // each worker's first drop is at 1000
 }
 
+TEST(BlockTable, ARePushKeepsTheCountersOfEntriesItKeeps) {
+  std::string err;
+  auto old = BlockTable::Build(
+      {Dev(1, BlockKind::kQuarantine, "10.0.0.9"), Dev(2, BlockKind::kQuarantine, "10.0.0.8")}, {},
+      {}, &err);
+  ASSERT_NE(old, nullptr) << err;
+  old->CountDrop(&old->entries()[0], 500);
+  old->CountDrop(&old->entries()[0], 600);
+  old->CountReset(&old->entries()[0]);
+  old->CountDrop(&old->entries()[1], 700);
+  auto next = BlockTable::Build(
+      {Dev(3, BlockKind::kQuarantine, "10.0.0.7"), Dev(1, BlockKind::kQuarantine, "10.0.0.9")}, {},
+      {}, &err);
+  ASSERT_NE(next, nullptr) << err;
+  next->InheritCounters(*old);
+  EXPECT_EQ(next->drops(0), 0u);  // id 3 is new
+  EXPECT_EQ(next->drops(1), 2u);  // id 1 kept its counters
+  EXPECT_EQ(next->resets(1), 1u);
+  EXPECT_EQ(next->first_drop_ns(1), 500u);
+}
+
 // A TCP segment 10.0.0.9:51000 -> 10.0.0.5:445 (or IPv6) with `payload` bytes, ACK|PSH.
 std::vector<uint8_t> TcpFrame(bool v6, size_t payload, bool vlan = false) {
   std::vector<uint8_t> f = {0x02, 0, 0, 0, 0, 0xbb, 0x02, 0, 0, 0, 0, 0xaa};
