@@ -442,6 +442,7 @@ class ConfigLoader {
                {"detect", [&](const Item& i) { Detect(i); }},
                {"commands", [&](const Item& i) { Commands(i); }},
                {"respond", [&](const Item& i) { Respond(i); }},
+               {"history", [&](const Item& i) { History(i); }},
            },
            {"ports", "bridges"});
   }
@@ -933,6 +934,38 @@ class ConfigLoader {
                        }
                      }
                    }}});
+  }
+
+  void History(const Item& item) {
+    HistoryConfig& h = config_.history;
+    p_.Map(
+        item,
+        {
+            {"enabled",
+             [&](const Item& i) {
+               if (auto b = p_.Bool(i)) h.enabled = *b;
+             }},
+            {"memory_mb",
+             [&](const Item& i) { p_.UintInto(i, 1, 65536, &h.memory_mb_per_worker); }},
+            {"snaplen", [&](const Item& i) { p_.UintInto(i, 64, kHistoryMaxSnaplen, &h.snaplen); }},
+            {"dir",
+             [&](const Item& i) {
+               if (auto v = p_.String(i)) h.dir = *v;
+             }},
+            {"spool",
+             [&](const Item& i) {
+               p_.Map(i, {
+                             {"enabled",
+                              [&](const Item& j) {
+                                if (auto b = p_.Bool(j)) h.spool = *b;
+                              }},
+                             {"segment_mb",
+                              [&](const Item& j) { p_.UintInto(j, 1, 1u << 20, &h.segment_mb); }},
+                             {"disk_mb",
+                              [&](const Item& j) { p_.UintInto(j, 2, 1u << 30, &h.disk_mb); }},
+                         });
+             }},
+        });
   }
 
   void Detect(const Item& item) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/capture/history_config.h"
 #include "dataplane/stream/defrag.h"
 #include "dataplane/stream/reassembly.h"
 
@@ -175,6 +176,10 @@ struct Config {
   // respond.never_block: addresses no block entry may cover, whatever control pushes (the
   // gateway, the management network). CIDR text, validated at load.
   std::vector<std::string> never_block;
+
+  // Packet history (docs/evidence.md): what every worker forwarded, in a memory ring per worker
+  // and optionally spooled to disk; exported as pcap through the command socket.
+  HistoryConfig history{.enabled = true, .memory_mb_per_worker = 32};
 };
 
 struct ConfigError {

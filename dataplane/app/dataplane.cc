@@ -16,8 +16,10 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
+#include "dataplane/capture/history_filter.h"
 #include "dataplane/verdict/block_json.h"
 
 namespace vigil::dp {
@@ -63,8 +65,11 @@ Dataplane::Dataplane() = default;
 
 Dataplane::~Dataplane() {
   commands_.reset();
+  spool_.reset();
   StopPorts(ports_);
   workers_.clear();
+  histories_.clear();
+  for (void* m : history_memory_) rte_free(m);
   for (void* m : flow_memory_) rte_free(m);
   for (void* m : defrag_memory_) rte_free(m);
   rings_.clear();
@@ -218,6 +223,29 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
       workers_.back()->EnableDetect(detector_, std::move(scratch));
     }
   }
+  if (config.history.enabled) {
+    const HistoryConfig& hc = config.history;
+    std::vector<PacketHistory*> rings;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      const size_t bytes = PacketHistory::MemoryBytes(size_t{hc.memory_mb_per_worker} << 20);
+      const int socket = static_cast<int>(rte_lcore_to_socket_id(config.worker_lcores[w]));
+      void* mem = rte_malloc_socket("vigil_history", bytes, 64, socket);
+      if (mem == nullptr) {
+        return "history: cannot allocate " + std::to_string(bytes >> 20) + " MiB for worker " +
+               std::to_string(w) + " (history.memory_mb, eal memory)";
+      }
+      history_memory_.push_back(mem);
+      histories_.push_back(std::make_unique<PacketHistory>(bytes, hc.snaplen, mem));
+      rings.push_back(histories_.back().get());
+      workers_[w]->EnableHistory(histories_.back().get());
+    }
+    spool_ = std::make_unique<HistorySpool>(SpoolOptions::FromConfig(hc), std::move(rings));
+    err = spool_->Open();
+    if (!err.empty()) return "history: " + err;
+    for (const std::string& e : spool_->open_errors()) {
+      std::fprintf(stderr, "vigil: history: %s\n", e.c_str());
+    }
+  }
   if (config.commands_enabled) {
     for (const std::string& text : config.never_block) {
       Cidr c;
@@ -321,6 +349,7 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   auto last_check = t0;
   auto last_stats = t0;
   auto last_flush = t0;
+  auto last_spool = t0;
   while (workers_done_.load(std::memory_order_acquire) < workers_.size()) {
     if (stop->load(std::memory_order_relaxed)) worker_stop_.store(true, std::memory_order_relaxed);
     uint32_t n = DrainEvents();
@@ -330,6 +359,10 @@ void Dataplane::Run(std::atomic<bool>* stop) {
       blocks_->Reclaim();
     }
     const auto now = std::chrono::steady_clock::now();
+    if (spool_ != nullptr && now - last_spool > std::chrono::milliseconds(10)) {
+      spool_->Spool();
+      last_spool = now;
+    }
     if (now - last_flush > std::chrono::milliseconds(200)) {
       if (files_ != nullptr) files_->Expire(latest_packet_ns_);
       eve_.Flush();
@@ -361,6 +394,7 @@ void Dataplane::Run(std::atomic<bool>* stop) {
   while (DrainEvents() > 0) {
   }
   if (files_ != nullptr) files_->CloseAll();
+  if (spool_ != nullptr) spool_->Spool();  // the rings stay readable for exports until exit
   eve_.Close();
   if (channel_ != nullptr) {
     // Replay ends when control has everything (it may be slower than the capture); live, a
@@ -409,12 +443,79 @@ bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std:
     *result = BlockTableJson(blocks_->table().get(), blocks_->generation());
     return true;
   }
+  if (op == "history.export") return HistoryExport(req, result, error);
   if (op == "counters") {
     *result = "\"counters\":" + CountersJson();
     return true;
   }
-  *error = "unknown op \"" + op + "\" (hello, block.set, block.get, counters)";
+  *error = "unknown op \"" + op + "\" (hello, block.set, block.get, history.export, counters)";
   return false;
+}
+
+bool Dataplane::HistoryExport(const YAML::Node& req, std::string* result, std::string* error) {
+  if (spool_ == nullptr) {
+    *error = "packet history is off (history.enabled)";
+    return false;
+  }
+  HistoryFilter f;
+  if (!req["host"] || !ParseHistoryAddress(req["host"].as<std::string>(), f.host)) {
+    *error = "host: an IPv4 or IPv6 address is required";
+    return false;
+  }
+  if (req["peer"]) {
+    if (!ParseHistoryAddress(req["peer"].as<std::string>(), f.peer)) {
+      *error = "peer: not an IPv4 or IPv6 address";
+      return false;
+    }
+    f.has_peer = true;
+  }
+  if (req["port"]) {
+    const uint64_t port = req["port"].as<uint64_t>();
+    if (port == 0 || port > 65535) {
+      *error = "port: 1 to 65535";
+      return false;
+    }
+    f.port = static_cast<uint16_t>(port);
+  }
+  if (req["proto"] && !ParseHistoryProto(req["proto"].as<std::string>(), &f.proto)) {
+    *error = "proto: tcp, udp or an IP protocol number";
+    return false;
+  }
+  if (!req["from_ns"] || !req["to_ns"]) {
+    *error = "from_ns and to_ns are required";
+    return false;
+  }
+  const uint64_t from = req["from_ns"].as<uint64_t>(), to = req["to_ns"].as<uint64_t>();
+  if (from > to) {
+    *error = "from_ns is after to_ns";
+    return false;
+  }
+  const std::string dir = config_.history.dir + "/exports";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    *error = "cannot create " + dir + ": " + ec.message();
+    return false;
+  }
+  const std::string path =
+      dir + "/export-" + std::to_string(getpid()) + "-" + std::to_string(++exports_) + ".pcap";
+  ExportResult r;
+  if (!spool_->Export(f, from, to, path, &r)) {
+    *error = r.errors.empty() ? "export failed" : r.errors.back();
+    return false;
+  }
+  *result = "\"path\":";
+  AppendJsonString(result, path);
+  *result += ",\"packets\":" + std::to_string(r.packets) + ",\"bytes\":" + std::to_string(r.bytes) +
+             ",\"memory_packets\":" + std::to_string(r.memory_packets) +
+             ",\"disk_packets\":" + std::to_string(r.disk_packets) +
+             ",\"oldest_retained_ns\":" + std::to_string(r.oldest_retained_ns) +
+             ",\"start_not_retained\":" + (r.start_not_retained ? "true" : "false") +
+             ",\"not_retained_from_ns\":" + std::to_string(r.not_retained_from_ns) +
+             ",\"not_retained_to_ns\":" + std::to_string(r.not_retained_to_ns) +
+             ",\"lost_records\":" + std::to_string(r.lost_records) + ",\"summary\":";
+  AppendJsonString(result, r.Summary(from, to));
+  return true;
 }
 
 Dataplane::PortTotals Dataplane::Totals(uint16_t port_index) const {
@@ -680,6 +781,31 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "resets_failed", failed);
     AppendKV(&o, "commands", commands_->requests());
     AppendKV(&o, "command_errors", commands_->errors());
+    o += "}";
+  }
+  if (spool_ != nullptr) {
+    PacketHistoryCounters h;
+    for (const auto& r : histories_) {
+      const PacketHistoryCounters c = r->counters();
+      h.packets += c.packets;
+      h.bytes += c.bytes;
+      h.overwritten += c.overwritten;
+      h.torn += c.torn;
+    }
+    const HistorySpoolCounters sc = spool_->counters();
+    o += ",\"history\":{";
+    AppendKV(&o, "packets", h.packets, false);
+    AppendKV(&o, "bytes", h.bytes);
+    AppendKV(&o, "overwritten", h.overwritten);
+    AppendKV(&o, "torn_reads", h.torn);
+    AppendKV(&o, "memory_bytes",
+             histories_.size() * (size_t{config_.history.memory_mb_per_worker} << 20));
+    AppendKV(&o, "spooled_packets", sc.spooled_packets);
+    AppendKV(&o, "spool_lost", sc.lost);
+    AppendKV(&o, "spool_write_errors", sc.write_errors);
+    AppendKV(&o, "segments", sc.segments);
+    AppendKV(&o, "disk_bytes", sc.disk_bytes);
+    AppendKV(&o, "exports", exports_);
     o += "}";
   }
   AppendKV(&o, "watchdog_stalls", stalls_);

@@ -14,6 +14,8 @@
 
 #include "dataplane/app/command_server.h"
 #include "dataplane/app/config.h"
+#include "dataplane/capture/history_spool.h"
+#include "dataplane/capture/packet_history.h"
 #include "dataplane/export/channel_client.h"
 #include "dataplane/export/eve_writer.h"
 #include "dataplane/export/event_ring.h"
@@ -84,6 +86,12 @@ class Dataplane {
   std::unique_ptr<CommandServer> commands_;
   std::vector<Cidr> never_block_;  // respond.never_block: applies to every pushed table
   std::string boot_id_;            // new at every start: control re-pushes when it changes
+  // Packet history: one ring per worker (memory on its node) and the spool/export over them.
+  std::vector<void*> history_memory_;
+  std::vector<std::unique_ptr<PacketHistory>> histories_;
+  std::unique_ptr<HistorySpool> spool_;
+  uint64_t exports_ = 0;
+  bool HistoryExport(const YAML::Node& req, std::string* result, std::string* error);
   size_t rules_loaded_ = 0;
   uint64_t latest_packet_ns_ = 0;  // newest packet time seen on the rings (file timeouts)
   std::atomic<bool> worker_stop_{false};

@@ -142,6 +142,11 @@ void Worker::FlushAll() noexcept {
 }
 
 void Worker::Stage(uint16_t i, rte_mbuf* m) noexcept {
+  if (history_ != nullptr) {
+    // The first segment holds every frame but jumbo ones, whose tail the history then lacks.
+    history_->Append(now_ns_, {rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m)},
+                     rte_pktmbuf_pkt_len(m));
+  }
   TxBuffer& b = tx_[i];
   b.pkts[b.count++] = m;
   if (b.count == kBurst) FlushTx(i);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane/app/config.h"
+#include "dataplane/capture/packet_history.h"
 #include "dataplane/detect/inspector.h"
 #include "dataplane/export/event_record.h"
 #include "dataplane/export/event_ring.h"
@@ -172,6 +173,8 @@ class Worker final : public FlowEndSink {
   // Turns on the per-packet block check against the tables `blocks` publishes (RCU: the worker
   // reads the table once per loop pass and reports a quiescent state after it). Start-up only.
   void EnableBlocking(BlockPublisher* blocks) noexcept { blocks_ = blocks; }
+  // Every forwarded frame is also appended to `history` (this worker's ring). Start-up only.
+  void EnableHistory(PacketHistory* history) noexcept { history_ = history; }
 
   // Runs until *stop (or, in replay, until every queue is drained); then flushes TX and ends
   // every flow (kShutdown). Call on the worker's lcore.
@@ -262,6 +265,7 @@ class Worker final : public FlowEndSink {
   uint64_t rx_seq_ = 0;
   uint64_t last_expire_ns_ = 0;  // packet time of the previous expiry pass  // packets received by
                                  // this worker (replay: the capture's packet number)
+  PacketHistory* history_ = nullptr;
   BlockPublisher* blocks_ = nullptr;
   const BlockTable* block_table_ = nullptr;  // this loop pass's table (nullptr: none or empty)
   const BlockTable* last_block_table_ = nullptr;

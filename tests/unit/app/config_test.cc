@@ -363,6 +363,37 @@ TEST(ConfigTest, DetectSectionDefaultsValuesAndErrors) {
                Err(7, 12, "detect.rules", Eq("detect is enabled but lists no rule files")));
 }
 
+TEST(ConfigTest, CommandsRespondAndHistorySections) {
+  const Config d = LoadOk(kMinimal);
+  EXPECT_FALSE(d.commands_enabled);
+  EXPECT_TRUE(d.history.enabled);
+  EXPECT_EQ(d.history.memory_mb_per_worker, 32u);
+  EXPECT_FALSE(d.history.spool);
+  const Config c = LoadOk(std::string(kMinimal) + R"(commands: {enabled: true, socket: /tmp/c.sock}
+respond: {never_block: [10.0.0.1, "192.168.0.0/16", "fd00::/8"]}
+history:
+  memory_mb: 8
+  snaplen: 128
+  dir: /tmp/h
+  spool: {enabled: true, segment_mb: 2, disk_mb: 20}
+)");
+  EXPECT_TRUE(c.commands_enabled);
+  EXPECT_EQ(c.commands_socket, "/tmp/c.sock");
+  EXPECT_THAT(c.never_block, ElementsAre("10.0.0.1", "192.168.0.0/16", "fd00::/8"));
+  EXPECT_EQ(c.history.memory_mb_per_worker, 8u);
+  EXPECT_EQ(c.history.snaplen, 128u);
+  EXPECT_EQ(c.history.dir, "/tmp/h");
+  EXPECT_TRUE(c.history.spool);
+  EXPECT_EQ(c.history.segment_mb, 2u);
+  EXPECT_EQ(c.history.disk_mb, 20u);
+  ExpectErrors(std::string(kMinimal) + R"(respond: {never_block: [10.0.0.300]}
+history: {snaplen: 10, spool: {disk_mb: 1}}
+)",
+               Err(6, 25, "respond.never_block[0]", HasSubstr("not an IPv4 or IPv6 address")),
+               Err(7, 20, "history.snaplen", HasSubstr("64")),
+               Err(7, 41, "history.spool.disk_mb", HasSubstr("2")));
+}
+
 TEST(ConfigTest, DetectPathsAreRelativeToTheConfigFile) {
   const std::string path = ::testing::TempDir() + "/vigil_detect_test.yaml";
   std::FILE* f = std::fopen(path.c_str(), "w");
