@@ -108,6 +108,7 @@ void Worker::Inspect(const FlowLookup& fl, const PacketMeta& meta,
 }
 
 uint64_t Worker::WallNs(uint64_t tsc) const noexcept {
+  if (tsc < tsc_base_) return wall_base_ns_;  // read before the latest re-anchoring
   const uint64_t d = tsc - tsc_base_;
   // Split to avoid overflowing d * 1e9 for uptimes beyond a few seconds.
   return wall_base_ns_ + (d / tsc_hz_) * 1000000000ull + (d % tsc_hz_) * 1000000000ull / tsc_hz_;
@@ -396,8 +397,18 @@ void Worker::PublishSessionCounters() noexcept {
 
 void Worker::Housekeeping(uint64_t tsc) noexcept {
   last_flush_tsc_ = tsc;
+  if (tsc - tsc_base_ > tsc_hz_) {
+    // Re-anchor the TSC-derived wall clock once a second: rte_get_tsc_hz() is an estimate, and
+    // its error would otherwise accumulate (milliseconds per minute) into every timestamp, block
+    // expiry and packet-history time. clock_gettime on the vDSO does not block.
+    timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    wall_base_ns_ = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + now.tv_nsec;
+    tsc_base_ = rte_rdtsc();
+  }
   FlushAll();
-  if (!options_.replay) now_ns_ = WallNs(tsc);
+  // Never backwards (a re-anchored clock may step back by its drift): flow ages subtract times.
+  if (!options_.replay) now_ns_ = std::max(now_ns_, WallNs(tsc));
   uint64_t budget = flows_.emergency() ? expire_budget_ * 8 : expire_budget_;
   if (options_.replay && now_ns_ > last_expire_ns_) {
     // A capture replays far faster than it was recorded: visit the table in proportion to the
@@ -511,7 +522,7 @@ uint32_t Worker::PollOnce() noexcept {
     replay_received_ += n;
     if (n == 0) continue;
     // Live: one clock read per burst gives flow times to the burst, not to the flush tick.
-    if (!options_.replay) now_ns_ = WallNs(rte_rdtsc());
+    if (!options_.replay) now_ns_ = std::max(now_ns_, WallNs(rte_rdtsc()));
     counters_.rx_bursts.Add(1);
     ProcessBurst(q, pkts, n);
     total += n;
