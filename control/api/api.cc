@@ -1,11 +1,20 @@
 #include "control/api/api.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
 #include <vector>
+
+#include "control/respond/command_client.h"
 
 namespace vigil::ctl::api {
 namespace {
@@ -62,7 +71,104 @@ nlohmann::json EventJson(const store::StoredEvent& e) {
   return nlohmann::json{{"id", e.id}, {"sensor", e.sensor}, {"seq", e.seq}, {"event", j}};
 }
 
+// An unsigned integer field of a dataplane answer (0 when absent or of another type).
+uint64_t U64(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_number_integer())
+    return static_cast<uint64_t>(std::max<int64_t>(0, it->get<int64_t>()));
+  return 0;
+}
+
+// The canonical text of an IPv4 or IPv6 address, or nothing.
+std::optional<std::string> CanonicalAddress(const std::string& s) {
+  unsigned char raw[16];
+  char text[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, s.c_str(), raw) == 1) {
+    return std::string(inet_ntop(AF_INET, raw, text, sizeof text));
+  }
+  if (inet_pton(AF_INET6, s.c_str(), raw) == 1) {
+    return std::string(inet_ntop(AF_INET6, raw, text, sizeof text));
+  }
+  return std::nullopt;
+}
+
+// Opens the pcap the dataplane wrote, checks that it is one (absolute path, a regular file that
+// is not a symbolic link, a pcap magic number), and unlinks it: its bytes stay readable through
+// the returned descriptor. A path that fails a check is left alone (a confused or compromised
+// dataplane cannot make control read or delete anything but a pcap).
+int OpenExport(const std::string& path, uint64_t* size, std::string* error) {
+  if (path.empty() || path[0] != '/' || path.find("/../") != std::string::npos ||
+      path.find('\0') != std::string::npos) {
+    *error = "the dataplane answered with a bad path \"" + path + "\"";
+    return -1;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    *error = "cannot open the dataplane's export " + path + ": " + std::strerror(errno);
+    return -1;
+  }
+  struct stat st;
+  uint32_t magic = 0;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *error = "the dataplane's export " + path + " is not a regular file";
+  } else if (pread(fd, &magic, sizeof magic, 0) != static_cast<ssize_t>(sizeof magic) ||
+             (magic != 0xa1b2c3d4 && magic != 0xd4c3b2a1 && magic != 0xa1b23c4d &&
+              magic != 0x4d3cb2a1)) {
+    *error = "the dataplane's export " + path + " is not a pcap file";
+  } else {
+    if (::unlink(path.c_str()) != 0) {
+      std::fprintf(stderr, "vigil-control: pcap export: cannot delete %s: %s\n", path.c_str(),
+                   std::strerror(errno));
+    }
+    *size = static_cast<uint64_t>(st.st_size);
+    return fd;
+  }
+  ::close(fd);
+  return -1;
+}
+
 }  // namespace
+
+std::optional<int64_t> ParseWindowTime(const std::string& s) {
+  // Unix seconds, with an optional fraction of at most 9 digits.
+  const size_t dot = s.find('.');
+  const std::string secs = s.substr(0, dot);
+  const std::string frac = dot == std::string::npos ? "" : s.substr(dot + 1);
+  auto all_digits = [](const std::string& t) {
+    return !t.empty() &&
+           std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (all_digits(secs) && (dot == std::string::npos || all_digits(frac))) {
+    if (secs.size() > 11 || frac.size() > 9) return std::nullopt;
+    int64_t ns = std::stoll(secs) * 1'000'000'000;
+    if (!frac.empty()) ns += std::stoll(frac + std::string(9 - frac.size(), '0'));
+    return ns;
+  }
+  if (s.empty() || !(s[0] >= '0' && s[0] <= '9')) return std::nullopt;
+  const auto t = ParseTimeArg(s);
+  if (!t || *t < 0) return std::nullopt;
+  return t;
+}
+
+std::string FormatTimeNs(int64_t ns) {
+  const int64_t secs_part = ns >= 0 ? ns / 1'000'000'000 : (ns - 999'999'999) / 1'000'000'000;
+  const int64_t frac = ns - secs_part * 1'000'000'000;
+  const time_t secs = static_cast<time_t>(secs_part);
+  tm t;
+  gmtime_r(&secs, &t);
+  char buf[64];
+  const size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
+  std::string out(buf, n);
+  if (frac != 0) {
+    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(frac));
+    std::string f = buf;
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out + "Z";
+}
 
 std::optional<int64_t> ParseDurationArg(const std::string& s) {
   if (s.size() < 2) return std::nullopt;
@@ -533,6 +639,153 @@ Response Api::RespondChange(int64_t id, const std::string& op_name, const std::s
   return Json(r.status, out);
 }
 
+Response Api::Pcaps(const std::map<std::string, std::string>& query) {
+  static const char* kKeys[] = {"host", "peer", "port", "proto", "from", "to"};
+  for (const auto& [k, v] : query) {
+    if (std::find_if(std::begin(kKeys), std::end(kKeys),
+                     [&](const char* key) { return k == key; }) == std::end(kKeys)) {
+      return Error(400,
+                   "unknown parameter '" + k + "' (expected host, peer, port, proto, from, to)");
+    }
+  }
+  auto arg = [&](const char* k) {
+    auto it = query.find(k);
+    return it == query.end() ? std::string() : it->second;
+  };
+  nlohmann::json fields = nlohmann::json::object();
+  nlohmann::json facts = nlohmann::json::object();
+  if (arg("host").empty()) return Error(400, "host: required (an IPv4 or IPv6 address)");
+  const auto host = CanonicalAddress(arg("host"));
+  if (!host)
+    return Error(400, "host: expected an IPv4 or IPv6 address, got \"" + arg("host") + "\"");
+  fields["host"] = facts["host"] = *host;
+  if (!arg("peer").empty()) {
+    const auto peer = CanonicalAddress(arg("peer"));
+    if (!peer) {
+      return Error(400, "peer: expected an IPv4 or IPv6 address, got \"" + arg("peer") + "\"");
+    }
+    fields["peer"] = facts["peer"] = *peer;
+  }
+  if (!arg("port").empty()) {
+    const auto port = ParseCount(arg("port"), 0, 65535);
+    if (!port || *port == 0) return Error(400, "port: expected an integer in 1..65535");
+    fields["port"] = facts["port"] = *port;
+  }
+  if (!arg("proto").empty()) {
+    const auto proto = respond::ParseProto(arg("proto"));
+    if (!proto) return Error(400, "proto: expected tcp, udp, icmp, any or a number 0..255");
+    if (*proto != 0) fields["proto"] = facts["proto"] = *proto;
+  }
+  int64_t window[2];
+  for (int i = 0; i < 2; ++i) {
+    const char* k = i == 0 ? "from" : "to";
+    if (arg(k).empty()) {
+      return Error(400, std::string(k) +
+                            ": required (RFC 3339 such as 2026-11-26T10:00:00Z, or Unix seconds)");
+    }
+    const auto t = ParseWindowTime(arg(k));
+    if (!t) {
+      return Error(400, std::string(k) +
+                            ": expected RFC 3339 (2026-11-26T10:00:00Z) or Unix seconds "
+                            "(1795000000.5), got \"" +
+                            arg(k) + "\"");
+    }
+    window[i] = *t;
+  }
+  if (window[0] > window[1]) {
+    return Error(
+        400, "from: after to (" + FormatTimeNs(window[0]) + " > " + FormatTimeNs(window[1]) + ")");
+  }
+  fields["from_ns"] = facts["from_ns"] = static_cast<uint64_t>(window[0]);
+  fields["to_ns"] = facts["to_ns"] = static_cast<uint64_t>(window[1]);
+  facts["from"] = FormatTimeNs(window[0]);
+  facts["to"] = FormatTimeNs(window[1]);
+  if (dataplane_socket_.empty()) {
+    return Error(503, "no dataplane command socket is configured (respond.dataplane_socket)");
+  }
+  // Its own connection on this thread: the main thread's client serves ingest-time pushes and
+  // must never wait for an export.
+  respond::CommandClient client({.socket_path = dataplane_socket_, .timeout_ms = pcap_timeout_ms_});
+  std::string err;
+  const auto answer = client.Call("history.export", fields, &err, /*ignore_backoff=*/true);
+  client.Close();
+  if (!answer) {
+    if (err.rfind("history.export on ", 0) != 0) {
+      return Error(503, "the dataplane is not reachable: " + err);
+    }
+    const bool timeout = err.find("no answer within") != std::string::npos ||
+                         err.find("timed out") != std::string::npos;
+    return Error(timeout ? 504 : 502, err);
+  }
+  const nlohmann::json& a = *answer;
+  if (!a.value("ok", false)) {
+    const auto e = a.find("error");
+    return Error(502,
+                 "dataplane: " + (e != a.end() && e->is_string() ? e->get<std::string>()
+                                                                 : std::string("export failed")));
+  }
+  const auto path_it = a.find("path");
+  if (path_it == a.end() || !path_it->is_string()) {
+    return Error(502, "the dataplane's history.export answer has no path");
+  }
+  uint64_t size = 0;
+  const int fd = OpenExport(path_it->get<std::string>(), &size, &err);
+  if (fd < 0) return Error(502, err);
+  auto file = std::make_shared<const FileBody>(fd, size);
+  if (size > max_pcap_bytes_) {
+    return Error(413, "the export is " + std::to_string(size) + " bytes, above the limit of " +
+                          std::to_string(max_pcap_bytes_) +
+                          ": narrow the window or add peer, port or proto");
+  }
+  for (const char* k : {"packets", "bytes", "memory_packets", "disk_packets", "lost_records",
+                        "oldest_retained_ns", "not_retained_from_ns", "not_retained_to_ns"}) {
+    facts[k] = U64(a, k);
+  }
+  facts["file_bytes"] = size;
+  const bool not_retained = a.value("start_not_retained", false);
+  facts["start_not_retained"] = not_retained;
+  const uint64_t oldest = U64(a, "oldest_retained_ns");
+  if (oldest != 0) facts["oldest_retained"] = FormatTimeNs(static_cast<int64_t>(oldest));
+  std::string not_retained_text;
+  if (not_retained) {
+    facts["not_retained_from"] = FormatTimeNs(static_cast<int64_t>(U64(a, "not_retained_from_ns")));
+    facts["not_retained_to"] = FormatTimeNs(static_cast<int64_t>(U64(a, "not_retained_to_ns")));
+    not_retained_text = facts["not_retained_from"].get<std::string>() + ".." +
+                        facts["not_retained_to"].get<std::string>();
+  }
+  const auto summary = a.find("summary");
+  facts["summary"] = summary != a.end() && summary->is_string() ? summary->get<std::string>() : "";
+  Response r;
+  r.content_type = "application/vnd.tcpdump.pcap";
+  r.file = std::move(file);
+  std::string name = *host;
+  std::replace(name.begin(), name.end(), ':', '_');
+  r.headers = {
+      {"Content-Disposition", "attachment; filename=\"vigil-" + name + "-" +
+                                  std::to_string(window[0] / 1'000'000'000) + ".pcap\""},
+      {"X-Vigil-Packets", std::to_string(U64(a, "packets"))},
+      {"X-Vigil-Bytes", std::to_string(U64(a, "bytes"))},
+      {"X-Vigil-Memory-Packets", std::to_string(U64(a, "memory_packets"))},
+      {"X-Vigil-Disk-Packets", std::to_string(U64(a, "disk_packets"))},
+      {"X-Vigil-Lost-Records", std::to_string(U64(a, "lost_records"))},
+      {"X-Vigil-Window", facts["from"].get<std::string>() + ".." + facts["to"].get<std::string>()},
+  };
+  if (oldest != 0)
+    r.headers.emplace_back("X-Vigil-Oldest-Retained", facts["oldest_retained"].get<std::string>());
+  if (not_retained) r.headers.emplace_back("X-Vigil-Not-Retained", not_retained_text);
+  r.headers.emplace_back("X-Vigil-Summary", facts["summary"].get<std::string>());
+  // All the facts in one header, as JSON (ASCII: non-ASCII is escaped).
+  r.headers.emplace_back("X-Vigil-Export",
+                         facts.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace));
+  std::fprintf(stderr, "vigil-control: pcap export %s %s..%s: %llu packets, %llu bytes%s\n",
+               fields.dump().c_str(), facts["from"].get<std::string>().c_str(),
+               facts["to"].get<std::string>().c_str(),
+               static_cast<unsigned long long>(U64(a, "packets")),
+               static_cast<unsigned long long>(size),
+               not_retained ? (", not retained " + not_retained_text).c_str() : "");
+  return r;
+}
+
 Response Api::Handle(const Request& req) {
   const std::string& p = req.path;
   auto arg = [&](const char* k) {
@@ -570,6 +823,16 @@ Response Api::Handle(const Request& req) {
     return UpdateBreach(static_cast<int64_t>(*n), p.substr(slash + 1), req.body);
   }
   if (req.method != "GET") return Error(405, "only GET and POST are served");
+  if (p == "/api/v1/pcaps") {
+    // Packets are evidence (payloads, credentials): reading them needs the token too.
+    if (token_.empty())
+      return Error(403, "packet captures are refused: no API token is configured");
+    auto auth = req.headers.find("authorization");
+    if (auth == req.headers.end() || !TokenMatches(auth->second, token_)) {
+      return Error(401, "missing or wrong API token (send Authorization: Bearer TOKEN)");
+    }
+    return Pcaps(req.query);
+  }
   if (p == "/api/v1/status") return Status();
   if (p == "/api/v1/models") return Models();
   if (p == "/api/v1/breaches") return Breaches(arg("model"), arg("since"), arg("limit"));

@@ -1,4 +1,5 @@
-// vigil-control's REST/JSON API: status, breaches, search, models, responses, metrics. The same
+// vigil-control's REST/JSON API: status, breaches, search, models, responses, packet captures,
+// metrics. The same
 // handlers serve the HTTP server (control/api/http_server.h) and `vigilctl --data-dir` on a stopped
 // store.
 //
@@ -7,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -24,6 +26,17 @@ std::optional<int64_t> ParseTimeArg(const std::string& s);
 std::optional<int64_t> ParseDurationArg(const std::string& s);
 // Packet-time nanoseconds as "2017-10-20T18:43:22.992213Z".
 std::string FormatTime(int64_t ns);
+// A packet-history window bound: RFC 3339 ("2026-11-26T10:00:00Z", "...10:00:00.25+01:00"),
+// "2026-11-26" (UTC midnight) or Unix seconds with an optional fraction ("1795000000.5").
+// Nanoseconds since the epoch; nothing before 1970.
+std::optional<int64_t> ParseWindowTime(const std::string& s);
+// Nanoseconds as RFC 3339 UTC with only the fraction digits needed: "2026-11-26T10:00:00Z",
+// "2026-11-26T10:00:00.5Z", "2026-11-26T10:00:00.000000001Z".
+std::string FormatTimeNs(int64_t ns);
+
+// Packet capture export (docs/evidence.md, "Packet capture export").
+inline constexpr uint64_t kMaxPcapBytes = uint64_t{1} << 30;  // larger exports: 413
+inline constexpr int kPcapExportTimeoutMs = 30000;            // the dataplane's history.export
 
 // A breach as the API shows it. With `events`: its event log, the stored references (triggers
 // and the same flows' events in the window before the firing) followed by, marked "after", the
@@ -87,6 +100,22 @@ class Api {
   // `op`: confirm, extend, clear (id > 0) or block (id 0).
   Response RespondChange(int64_t id, const std::string& op, const std::string& body);
 
+  // GET /api/v1/pcaps?host=IP&peer=IP&port=N&proto=tcp&from=T&to=T: the matching packets of the
+  // dataplane's packet history as one pcap (application/vnd.tcpdump.pcap), with the export's
+  // facts in X-Vigil-* headers. Needs the token (packets are evidence). Runs on the calling
+  // thread (the API thread): one short-lived connection to the dataplane's command socket, one
+  // `history.export` (at most kPcapExportTimeoutMs), then the pcap the dataplane wrote is opened,
+  // unlinked and streamed from the open descriptor. 400: bad parameters; 503: no dataplane
+  // socket configured or reachable; 502: the dataplane refused or answered badly; 504: no answer
+  // in time; 413: above the size limit.
+  Response Pcaps(const std::map<std::string, std::string>& query);
+  // The dataplane's command socket ("" answers 503).
+  void set_dataplane_socket(std::string path) { dataplane_socket_ = std::move(path); }
+  void set_pcap_limits(uint64_t max_bytes, int timeout_ms) {
+    max_pcap_bytes_ = max_bytes;
+    pcap_timeout_ms_ = timeout_ms;
+  }
+
  private:
   store::Store* store_;
   const model::ModelSet* models_;
@@ -96,6 +125,9 @@ class Api {
   std::string token_;
   std::string files_dir_;
   RespondFn respond_;
+  std::string dataplane_socket_;
+  uint64_t max_pcap_bytes_ = kMaxPcapBytes;
+  int pcap_timeout_ms_ = kPcapExportTimeoutMs;
 };
 
 }  // namespace vigil::ctl::api

@@ -9,8 +9,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 namespace vigil::ctl::api {
 namespace {
@@ -31,7 +34,7 @@ std::string Trim(const std::string& s) {
   return s.substr(a, b - a);
 }
 
-bool WriteAll(int fd, const std::string& data) {
+bool WriteAll(int fd, std::string_view data) {
   size_t off = 0;
   while (off < data.size()) {
     pollfd p{fd, POLLOUT, 0};
@@ -46,7 +49,34 @@ bool WriteAll(int fd, const std::string& data) {
   return true;
 }
 
+// Streams `size` bytes of `fd` from its start. False on a read error, a short file or a client
+// that stops reading.
+bool WriteFile(int fd, int file_fd, uint64_t size) {
+  std::vector<char> buf(size_t{1} << 18);
+  uint64_t off = 0;
+  while (off < size) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+    const ssize_t n = pread(file_fd, buf.data(), want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    if (!WriteAll(fd, std::string_view(buf.data(), static_cast<size_t>(n)))) return false;
+    off += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+std::string HeaderValue(std::string v) {
+  for (char& c : v) {
+    if (c == '\r' || c == '\n' || c == '\0') c = ' ';
+  }
+  return v;
+}
+
 }  // namespace
+
+FileBody::~FileBody() {
+  if (fd >= 0) close(fd);
+}
 
 std::string PercentDecode(const std::string& s, bool plus_is_space) {
   std::string out;
@@ -88,8 +118,12 @@ const char* StatusText(int status) {
       return "Payload Too Large";
     case 500:
       return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Status";
   }
@@ -266,11 +300,20 @@ void HttpServer::HandleConnection(int fd, const Handler& handler) {
   } else {
     resp = handler(req);
   }
+  const uint64_t length = resp.file ? resp.file->size : resp.body.size();
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + StatusText(resp.status) +
                     "\r\nContent-Type: " + resp.content_type +
-                    "\r\nContent-Length: " + std::to_string(resp.body.size()) +
-                    "\r\nConnection: close\r\n\r\n" + resp.body;
-  WriteAll(fd, out);
+                    "\r\nContent-Length: " + std::to_string(length) + "\r\n";
+  for (const auto& [name, value] : resp.headers) {
+    out += HeaderValue(name) + ": " + HeaderValue(value) + "\r\n";
+  }
+  out += "Connection: close\r\n\r\n";
+  if (!resp.file) {
+    out += resp.body;
+    WriteAll(fd, out);
+    return;
+  }
+  if (WriteAll(fd, out)) WriteFile(fd, resp.file->fd, resp.file->size);
 }
 
 }  // namespace vigil::ctl::api

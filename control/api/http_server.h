@@ -1,14 +1,20 @@
 // A small HTTP/1.1 server for vigil-control's API: loopback TCP and a Unix socket, one request per
-// connection (Connection: close), GET and POST with bodies up to a bound.
+// connection (Connection: close), GET and POST with bodies up to a bound. A response may carry
+// extra headers and, instead of an in-memory body, an open file streamed from disk (packet
+// captures: see Response::file).
 //
 // Thread: Serve() runs on its own thread and calls the handler there, one request at a time; Stop()
 // from any thread. No TLS: it listens on loopback and a 0660 Unix socket only (RELIABILITY.md 7).
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vigil::ctl::api {
 
@@ -20,10 +26,25 @@ struct Request {
   std::string body;
 };
 
+// A body streamed from an open file (the descriptor is closed with the last reference). The file
+// may already be unlinked: its bytes stay readable through the descriptor.
+struct FileBody {
+  FileBody(int fd, uint64_t size) : fd(fd), size(size) {}
+  ~FileBody();
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+  int fd;
+  uint64_t size;  // bytes sent from the file's start (Content-Length)
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // Extra header lines (name, value); CR and LF in values are replaced by spaces when sent.
+  std::vector<std::pair<std::string, std::string>> headers = {};
+  // When set, the body is this file's first `size` bytes and `body` is ignored.
+  std::shared_ptr<const FileBody> file = nullptr;
 };
 
 using Handler = std::function<Response(const Request&)>;

@@ -8,7 +8,9 @@
 // engine (events are stored, then evaluated, then acknowledged, in that order) and the responder
 // (response actions and the dataplane's command socket: pushed right after the batch that made
 // a breach, bounded to 100 ms per request); one API thread serves HTTP through its own read-only
-// store connection and hands changes to the main thread. SIGTERM/SIGINT stop it cleanly.
+// store connection and hands changes to the main thread. A packet capture export (GET
+// /api/v1/pcaps) runs on the API thread with its own short-lived connection to the dataplane's
+// command socket (up to 30 s), never on the main thread. SIGTERM/SIGINT stop it cleanly.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -521,6 +523,7 @@ int main(int argc, char** argv) {
   api::Api api(reader.get(), &*models, status, metrics, update, token);
   api.set_files_dir(cfg.files_dir);
   api.set_respond(respond_op);
+  api.set_dataplane_socket(cfg.respond.dataplane_socket);
   std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
 
   signal(SIGTERM, OnSignal);

@@ -27,9 +27,34 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
-std::string HttpRequest(const std::string& endpoint, const std::string& method,
-                        const std::string& target, const std::string& body, HttpResult* result,
-                        const std::string& headers) {
+namespace {
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  size_t a = 0, b = s.size();
+  while (a < b && (s[a] == ' ' || s[a] == '\t')) ++a;
+  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r')) --b;
+  return s.substr(a, b - a);
+}
+
+bool WriteFd(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string Request(const std::string& endpoint, const std::string& method,
+                    const std::string& target, const std::string& body, int out_fd,
+                    HttpResult* result, const std::string& headers) {
   int fd;
   if (endpoint.find('/') != std::string::npos) {
     sockaddr_un u{};
@@ -71,7 +96,19 @@ std::string HttpRequest(const std::string& endpoint, const std::string& method,
     }
     off += static_cast<size_t>(n);
   }
+  // The head, then the body: kept in memory, or streamed to out_fd for a 200.
   std::string raw;
+  bool have_head = false, stream = false;
+  long long content_length = -1;
+  result->body.clear();
+  result->headers.clear();
+  result->body_bytes = 0;
+  auto take_body = [&](const char* data, size_t n) -> bool {
+    result->body_bytes += n;
+    if (stream) return WriteFd(out_fd, data, n);
+    result->body.append(data, n);
+    return true;
+  };
   char buf[65536];
   for (;;) {
     pollfd p{fd, POLLIN, 0};
@@ -82,17 +119,66 @@ std::string HttpRequest(const std::string& endpoint, const std::string& method,
     const ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
+    if (have_head) {
+      if (!take_body(buf, static_cast<size_t>(n))) {
+        close(fd);
+        return std::string("write: ") + strerror(errno);
+      }
+      continue;
+    }
     raw.append(buf, static_cast<size_t>(n));
+    const size_t hdr_end = raw.find("\r\n\r\n");
+    if (hdr_end == std::string::npos) {
+      if (raw.size() > 65536) break;  // reported as malformed below
+      continue;
+    }
+    const size_t sp = raw.find(' ');
+    if (raw.compare(0, 5, "HTTP/") != 0 || sp == std::string::npos || sp > hdr_end) break;
+    result->status = std::atoi(raw.c_str() + sp + 1);
+    size_t pos = raw.find("\r\n") + 2;
+    while (pos < hdr_end) {
+      size_t eol = raw.find("\r\n", pos);
+      if (eol == std::string::npos || eol > hdr_end) eol = hdr_end;
+      const std::string h = raw.substr(pos, eol - pos);
+      const size_t colon = h.find(':');
+      if (colon != std::string::npos) {
+        result->headers[Lower(Trim(h.substr(0, colon)))] = Trim(h.substr(colon + 1));
+      }
+      pos = eol + 2;
+    }
+    if (auto it = result->headers.find("content-length"); it != result->headers.end()) {
+      content_length = std::atoll(it->second.c_str());
+    }
+    have_head = true;
+    stream = out_fd >= 0 && result->status == 200;
+    const std::string rest = raw.substr(hdr_end + 4);
+    raw.clear();
+    if (!take_body(rest.data(), rest.size())) {
+      close(fd);
+      return std::string("write: ") + strerror(errno);
+    }
   }
   close(fd);
-  const size_t sp = raw.find(' ');
-  const size_t hdr_end = raw.find("\r\n\r\n");
-  if (raw.compare(0, 5, "HTTP/") != 0 || sp == std::string::npos || hdr_end == std::string::npos) {
-    return "malformed response from " + endpoint;
+  if (!have_head) return "malformed response from " + endpoint;
+  if (content_length >= 0 && result->body_bytes != static_cast<uint64_t>(content_length)) {
+    return "the answer from " + endpoint + " was cut off: " + std::to_string(result->body_bytes) +
+           " of " + std::to_string(content_length) + " bytes";
   }
-  result->status = std::atoi(raw.c_str() + sp + 1);
-  result->body = raw.substr(hdr_end + 4);
   return "";
+}
+
+}  // namespace
+
+std::string HttpRequest(const std::string& endpoint, const std::string& method,
+                        const std::string& target, const std::string& body, HttpResult* result,
+                        const std::string& headers) {
+  return Request(endpoint, method, target, body, -1, result, headers);
+}
+
+std::string HttpRequestToFd(const std::string& endpoint, const std::string& method,
+                            const std::string& target, const std::string& body, int out_fd,
+                            HttpResult* result, const std::string& headers) {
+  return Request(endpoint, method, target, body, out_fd, result, headers);
 }
 
 }  // namespace vigil::ctl::cli

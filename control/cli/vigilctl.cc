@@ -14,13 +14,16 @@
 //     respond clear ID [--reason T]
 //     respond block (--device IP [--direction both|outgoing|incoming] |
 //                    --client IP --server IP --port N [--proto tcp|udp]) --duration D [--reason T]
+//     pcap --host IP [--peer IP] [--port N] [--proto tcp|udp] --from T --to T -o FILE
 //
 // Talks to a running control over its API (Unix socket by default), or with --data-dir reads a
 // stopped (or running) store directly, read-only (ack/unack/comment open a stopped store for
 // writing). --json prints the API's JSON unchanged. Changes over the API send the token from
 // --token-file FILE or $VIGIL_API_TOKEN; response changes also send "who": $USER (the audit log
 // records it as "USER via API"). Response changes need a running control (it tells the
-// dataplane); with --data-dir, respond list/show/audit read the store.
+// dataplane); with --data-dir, respond list/show/audit read the store. `pcap` exports the
+// dataplane's packet history through a running control and needs the token too (packets are
+// evidence); --from/--to also take "now", "-5m", "now-2h" (resolved here, sent as Unix seconds).
 #include <pwd.h>
 #include <unistd.h>
 
@@ -37,6 +40,7 @@
 
 #include "control/api/api.h"
 #include "control/cli/http_client.h"
+#include "control/cli/pcap_client.h"
 #include "control/model/model.h"
 #include "control/store/store.h"
 
@@ -67,6 +71,9 @@ int Usage(const char* why) {
                "  respond block (--device IP [--direction both|outgoing|incoming] |\n"
                "                 --client IP --server IP --port N [--proto tcp|udp]) "
                "--duration D [--reason T]\n"
+               "  pcap --host IP [--peer IP] [--port N] [--proto tcp|udp] --from T --to T -o FILE\n"
+               "       (-o -: stdout; T also now, -5m, now-2h; needs a running control and the "
+               "token)\n"
                "D: 30m, 2h, 1d (block: 0 = until cleared)\n"
                "Changes over the API need the token: --token-file FILE or $VIGIL_API_TOKEN.\n"
                "T: 2017-10-20T18:43:22Z, 2017-10-20 or Unix seconds (packet time, UTC)\n");
@@ -262,10 +269,10 @@ int main(int argc, char** argv) {
   bool as_json = false;
   std::vector<std::string> args;
   std::map<std::string, std::string> opts;
-  static const char* kValued[] = {"--model",    "--since",   "--limit",     "--from",   "--to",
-                                  "--count-by", "--comment", "--last",      "--query",  "--state",
-                                  "--reason",   "--device",  "--direction", "--client", "--server",
-                                  "--port",     "--proto",   "--duration",  "--action"};
+  static const char* kValued[] = {
+      "--model",  "--since", "--limit", "--from",     "--to",     "--count-by",  "--comment",
+      "--last",   "--query", "--state", "--reason",   "--device", "--direction", "--client",
+      "--server", "--port",  "--proto", "--duration", "--action", "--host",      "--peer"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -300,6 +307,56 @@ int main(int argc, char** argv) {
   if (args.empty()) return Usage("no command");
   std::string command = args[0];
   auto opt = [&](const char* k) { return opts.count(k) ? opts[k] : std::string(); };
+  // The API token: $VIGIL_API_TOKEN, else --token-file. False when the file cannot be read.
+  auto read_token = [&](std::string* token) {
+    if (const char* env = std::getenv("VIGIL_API_TOKEN"); env != nullptr && *env != '\0') {
+      *token = env;
+    } else if (!token_file.empty()) {
+      std::ifstream in(token_file);
+      if (!in || !(in >> *token)) {
+        std::fprintf(stderr, "vigilctl: cannot read a token from %s\n", token_file.c_str());
+        return false;
+      }
+    }
+    return true;
+  };
+  if (command == "pcap") {
+    // pcap --host IP [--peer IP] [--port N] [--proto P] --from T --to T -o FILE
+    if (args.size() != 1) return Usage("pcap takes options only");
+    if (!opts.count("host")) return Usage("pcap needs --host IP");
+    if (!opts.count("from") || !opts.count("to")) return Usage("pcap needs --from T and --to T");
+    if (output.empty()) return Usage("pcap needs -o FILE (-o -: standard output)");
+    for (const char* k :
+         {"model", "since", "limit", "count-by", "comment", "last", "query", "state", "reason",
+          "device", "direction", "client", "server", "duration", "action"}) {
+      if (opts.count(k)) return Usage(("pcap takes no --" + std::string(k)).c_str());
+    }
+    if (!data_dir.empty()) {
+      std::fprintf(stderr,
+                   "vigilctl: pcap needs a running vigil-control (it asks the dataplane); "
+                   "not --data-dir\n");
+      return 1;
+    }
+    std::string token;
+    if (!read_token(&token)) return 1;
+    const vigil::ctl::cli::PcapQuery q{opt("host"),  opt("peer"), opt("port"),
+                                       opt("proto"), opt("from"), opt("to")};
+    json facts;
+    const std::string err = vigil::ctl::cli::FetchPcap(api_addr.empty() ? socket : api_addr, token,
+                                                       q, output, WallNowNs(), &facts);
+    if (!err.empty()) {
+      std::fprintf(stderr, "vigilctl: pcap: %s\n", err.c_str());
+      return 1;
+    }
+    // With -o - the pcap is on stdout: the facts go to stderr.
+    std::FILE* info = output == "-" ? stderr : stdout;
+    if (as_json) {
+      std::fprintf(info, "%s\n", facts.dump().c_str());
+    } else {
+      std::fprintf(info, "%s\n", vigil::ctl::cli::PcapLine(output, facts).c_str());
+    }
+    return 0;
+  }
   // respond SUB ...: the route, and for changes the JSON body (Api::RespondChange).
   std::string respond_target, respond_body;
   bool respond_change = false;
@@ -490,15 +547,7 @@ int main(int argc, char** argv) {
                               : "/api/v1/breaches/" + std::to_string(update_id) + "/" + action;
       if (respond_change) update_body = respond_body;
       std::string token;
-      if (const char* env = std::getenv("VIGIL_API_TOKEN"); env != nullptr && *env != '\0') {
-        token = env;
-      } else if (!token_file.empty()) {
-        std::ifstream in(token_file);
-        if (!in || !(in >> token)) {
-          std::fprintf(stderr, "vigilctl: cannot read a token from %s\n", token_file.c_str());
-          return 1;
-        }
-      }
+      if (!read_token(&token)) return 1;
       if (!token.empty()) headers = "Authorization: Bearer " + token + "\r\n";
     } else if (command == "status") {
       target = "/api/v1/status";
