@@ -6,7 +6,9 @@
 # ../shared/data, when present) through the same pipeline, and 14 days of generated lateral movement
 # through the dataplane and vigil-control: the breach, its event log, two searches, the .JOB file
 # extracted from SMB with its task decoded, and the breach acknowledged. With the shared data
-# present it also shows Emerging Threats Open alerts on a PsExec capture.
+# present it also shows Emerging Threats Open alerts on a PsExec capture. Last, a block taking
+# effect: a service created over SMB makes a model with an autonomous response fire, and the
+# dataplane cuts the attacker's connection on the (paced) replayed wire.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -145,4 +147,29 @@ print('  task.triggers: ' + ', '.join(f\"{x['type']} from {x.get('start', '?')}\
 echo "  $(wc -c <"$out/AV.job") bytes, sha256 $(sha256sum "$out/AV.job" | cut -c1-16)…"
 echo; echo "\$ vigilctl ack $first --comment 'AV scanner job, known'"
 ctl ack "$first" --comment "AV scanner job, known" | tail -1
+
+say "respond: a block taking effect (generated capture, model response block_connection, autonomous)"
+mkdir -p "$out/respond-models"
+sed "s/^response:.*/response: {action: block_connection, duration: 1h, mode: autonomous}/" \
+  rules/models/remote_service_creation.yaml >"$out/respond-models/remote_service_creation.yaml"
+/usr/bin/python3 tests/gen/respond.py "$out/respond.pcap" >/dev/null
+scripts/replay.sh --data-dir "$out/respond-store" --models-dir "$out/respond-models" \
+  --replay-pps 300 --pcap-out "$out/respond-out.pcap" "$out/respond.pcap" |
+  grep -E "^replay|respond: (action|pushed generation 1)|breach #" | sed 's/^ *//'
+rctl() { build/control/vigilctl --data-dir "$out/respond-store" "$@"; }
+echo; echo "\$ vigilctl respond list"
+rctl respond list
+echo; echo "\$ vigilctl respond audit"
+rctl respond audit
+python3 - "$out/respond.pcap" "$out/respond-out.pcap" <<'PY'
+import subprocess, sys
+def count(path, flt):
+    out = subprocess.run(["tshark", "-r", path, "-Y", flt], capture_output=True, text=True).stdout
+    return len(out.splitlines())
+conn = "ip.addr==10.0.0.66 && tcp.port==445"
+print(f"\n  on the wire: the attacker's SMB connection had {count(sys.argv[1], conn)} packets in the "
+      f"capture, {count(sys.argv[2], conn + ' && !tcp.flags.reset')} were forwarded, "
+      f"{count(sys.argv[2], conn + ' && tcp.flags.reset')} RSTs sent; other hosts' packets: "
+      f"{count(sys.argv[1], '!(' + conn + ')')} in, {count(sys.argv[2], '!(' + conn + ')')} out")
+PY
 say "done: outputs in $out"

@@ -9,6 +9,8 @@
 #      until `vigilctl respond confirm`; then pings fail both ways; `respond clear` restores them.
 #   3. A manual quarantine (`vigilctl respond block --device`) with a 3 s duration blocks new
 #      connections both ways and expires on time.
+#   4. `vigilctl pcap` exports the packet history of a host and window: exactly the packets a
+#      capture on the host's own interface saw in that window (ICMP echo with 10 sizes).
 # usage: respond_lab_test.sh BUILD_DIR        needs root (network namespaces); skips otherwise
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -206,6 +208,31 @@ t0, back, bin_, bout = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.
 print(f"  incoming ping blocked: {bin_ == '1'}, new outgoing TCP blocked: {bout == '1'}; "
       f"traffic back {back - t0:.2f} s after a 3 s quarantine" if back else "  never came back")
 sys.exit(0 if bin_ == "1" and bout == "1" and back and 2.7 <= back - t0 <= 4.5 else 1)
+PY
+
+# 4. Packet history export against a capture taken on the left host itself.
+lab exec left timeout 8 tshark -q -i eth0 -f icmp -w "$tmp/left.pcap" >/dev/null 2>&1 &
+cap_pid=$!
+sleep 1.5
+from=$(date +%s.%N)
+for n in $(seq 1 10); do lab exec left ping -c 1 -s $((100 + n)) -W 1 10.77.0.2 >/dev/null 2>&1; done
+to=$(date +%s.%N)
+sleep 0.5
+kill -INT "$cap_pid" 2>/dev/null; wait "$cap_pid" 2>/dev/null
+ctl pcap --host 10.77.0.1 --proto 1 --from "$from" --to "$to" -o "$tmp/export.pcap" >"$tmp/pcap.out" 2>&1
+sed 's/^/  /' "$tmp/pcap.out"
+/usr/bin/python3 - "$tmp/left.pcap" "$tmp/export.pcap" "$from" "$to" <<'PY' && ok "vigilctl pcap: the host's packets in the window, as captured on the host" || ko "vigilctl pcap export"
+import subprocess, sys
+def rows(path, extra=""):
+    flt = "icmp" + extra
+    out = subprocess.run(["tshark", "-r", path, "-Y", flt, "-T", "fields", "-e", "ip.src",
+                          "-e", "ip.id", "-e", "icmp.seq", "-e", "frame.len"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(out.split("\n")[:-1])
+window = f" && frame.time_epoch >= {sys.argv[3]} && frame.time_epoch <= {sys.argv[4]}"
+want, got = rows(sys.argv[1], window), rows(sys.argv[2])
+print(f"  capture on the host: {len(want)} ICMP packets in the window; export: {len(got)}")
+sys.exit(0 if want == got and len(want) == 20 else 1)
 PY
 
 ctl --json respond audit >"$tmp/audit.json" 2>&1
