@@ -433,6 +433,9 @@ bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std:
     // (the packet is dropped all the same); the window is one worker loop pass.
     if (blocks_->table() != nullptr) t->InheritCounters(*blocks_->table());
     blocks_->Publish(std::move(t), r.generation);
+    timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    block_published_ns_ = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + now.tv_nsec;
     std::fprintf(stderr, "vigil: block table generation %" PRIu64 ": %zu entries\n", r.generation,
                  n);
     *result =
@@ -440,7 +443,8 @@ bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std:
     return true;
   }
   if (op == "block.get") {
-    *result = BlockTableJson(blocks_->table().get(), blocks_->generation());
+    *result = BlockTableJson(blocks_->table().get(), blocks_->generation()) +
+              ",\"published_ns\":" + std::to_string(block_published_ns_);
     return true;
   }
   if (op == "history.export") return HistoryExport(req, result, error);

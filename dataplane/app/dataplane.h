@@ -84,8 +84,9 @@ class Dataplane {
   // Respond: the block table the workers check (RCU) and the command socket that replaces it.
   std::unique_ptr<BlockPublisher> blocks_;
   std::unique_ptr<CommandServer> commands_;
-  std::vector<Cidr> never_block_;  // respond.never_block: applies to every pushed table
-  std::string boot_id_;            // new at every start: control re-pushes when it changes
+  std::vector<Cidr> never_block_;    // respond.never_block: applies to every pushed table
+  std::string boot_id_;              // new at every start: control re-pushes when it changes
+  uint64_t block_published_ns_ = 0;  // wall clock of the latest block.set (block.get reports it)
   // Packet history: one ring per worker (memory on its node) and the spool/export over them.
   std::vector<void*> history_memory_;
   std::vector<std::unique_ptr<PacketHistory>> histories_;

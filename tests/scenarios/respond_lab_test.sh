@@ -96,6 +96,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stall)
     def do_GET(self):
         body = b"ok\n" * 20
         self.send_response(200)
@@ -139,7 +140,14 @@ for _ in $(seq 1 50); do
   grep -q '"drops":[1-9]' "$tmp/actions1.json" && break
   sleep 0.1
 done
-/usr/bin/python3 - "$tmp/client.json" "$tmp/actions1.json" <<'PY' && ok "autonomous block_connection cut the live connection" || ko "autonomous block_connection: $(cat "$tmp/client.err" "$tmp/actions1.json" | tail -5)"
+/usr/bin/python3 - "$tmp/commands.sock" >"$tmp/blockget.json" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"v":1,"id":1,"op":"block.get"}\n')
+print(s.makefile().readline().strip())
+PY
+/usr/bin/python3 - "$tmp/client.json" "$tmp/actions1.json" "$tmp/blockget.json" <<'PY' && ok "autonomous block_connection cut the live connection" || ko "autonomous block_connection: $(cat "$tmp/client.err" "$tmp/actions1.json" | tail -5)"
 import json, sys
 c = json.load(open(sys.argv[1]))
 acts = [a for a in json.load(open(sys.argv[2]))["actions"] if a["kind"] == "block_connection"]
@@ -151,6 +159,9 @@ print(f"  action #{a['id']}: {a['addr']} -> {a['peer']}:{a['server_port']} drops
       f"resets {a.get('resets')}")
 assert a.get("drops", 0) >= 1 and a.get("resets", 0) >= 1, a
 ms = (a["first_drop_ns"] - c["trigger_ns"]) / 1e6
+pub = json.load(open(sys.argv[3]))["published_ns"]
+print(f"  time from the triggering request leaving the client to the block in force at the "
+      f"workers: {(pub - c['trigger_ns']) / 1e6:.1f} ms")
 print(f"  time from the triggering request to the first dropped packet: {ms:.1f} ms")
 print(f"  time from the triggering request to the client's {c['error']}: "
       f"{(c['error_ns'] - c['trigger_ns']) / 1e6:.1f} ms")
