@@ -9,7 +9,8 @@
 #      until `vigilctl respond confirm`; then pings fail both ways; `respond clear` restores them.
 #   3. A manual quarantine (`vigilctl respond block --device`) with a 3 s duration blocks new
 #      connections both ways and expires on time.
-#   4. `vigilctl pcap` exports the packet history of a host and window: exactly the packets a
+#   4. A restarted dataplane gets the active table back from control (new boot id).
+#   5. `vigilctl pcap` exports the packet history of a host and window: exactly the packets a
 #      capture on the host's own interface saw in that window (ICMP echo with 10 sizes).
 # usage: respond_lab_test.sh BUILD_DIR        needs root (network namespaces); skips otherwise
 set -uo pipefail
@@ -221,7 +222,31 @@ print(f"  incoming ping blocked: {bin_ == '1'}, new outgoing TCP blocked: {bout 
 sys.exit(0 if bin_ == "1" and bout == "1" and back and 2.7 <= back - t0 <= 4.5 else 1)
 PY
 
-# 4. Packet history export against a capture taken on the left host itself.
+# 4. The dataplane restarts: control sees the new boot id and pushes the active actions again.
+ctl --json respond block --device 10.77.0.1 --direction incoming --duration 1h --reason "restart" \
+  >"$tmp/block2.json" 2>&1
+rid=$(/usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d.get('action', d).get('id', ''))" "$tmp/block2.json" 2>/dev/null)
+kill -TERM "$dp_pid"; wait "$dp_pid"
+mv "$tmp/counters.json" "$tmp/counters-first.json"
+"$root/scripts/lab.sh" exec br "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" \
+  >"$tmp/counters.json" 2>"$tmp/dataplane2.err" &
+dp_pid=$!
+back=0
+for _ in $(seq 1 100); do
+  if pings left fd77::2; then back=1; fi  # the bridge is up (IPv6 is not quarantined)
+  [ $back = 1 ] && grep -q "block table generation" "$tmp/dataplane2.err" && break
+  sleep 0.1
+done
+sleep 0.2
+if [ $back = 1 ] && grep -q "block table generation" "$tmp/dataplane2.err" && ! pings right 10.77.0.1; then
+  ok "restarted dataplane: control re-pushed action #$rid, incoming traffic to 10.77.0.1 blocked again"
+else
+  ko "restarted dataplane did not get the table back: $(tail -3 "$tmp/dataplane2.err")"
+fi
+ctl respond clear "${rid:-0}" --reason "restart checked" >/dev/null 2>&1
+sleep 0.3
+
+# 5. Packet history export against a capture taken on the left host itself.
 lab exec left timeout 8 tshark -q -i eth0 -f icmp -w "$tmp/left.pcap" >/dev/null 2>&1 &
 cap_pid=$!
 sleep 1.5
@@ -248,7 +273,7 @@ PY
 
 ctl --json respond audit >"$tmp/audit.json" 2>&1
 kill -TERM "$dp_pid"; wait "$dp_pid"; dp_pid=""
-/usr/bin/python3 - "$tmp/counters.json" "$tmp/audit.json" <<'PY' && ok "counters: blocked packets and RSTs counted; every operation audited" || ko "counters/audit"
+/usr/bin/python3 - "$tmp/counters-first.json" "$tmp/audit.json" <<'PY' && ok "counters: blocked packets and RSTs counted; every operation audited" || ko "counters/audit"
 import json, sys
 c = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 r = c["respond"]
