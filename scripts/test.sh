@@ -28,13 +28,16 @@ if [ $sanitize = 1 ]; then
   echo "== ASan/UBSan: unit tests and fuzz corpora"
   corpora=(decoder reassembly defrag dcerpc dns http krb5 ntlmssp smb spnego tls tsch rules query
            model channel)
-  if ninja -C build-asan tests/vigil-unit-tests tests/vigil-rules-tests \
+  if ninja -C build-asan tests/vigil-unit-tests tests/vigil-rules-tests tests/vigil-capture-tests \
+       dataplane/vigil-history \
        "${corpora[@]/#/tests/fuzz-corpus-}" >/dev/null; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build-asan/tests/vigil-unit-tests --gtest_brief=1 >build/asan-unit.log 2>&1 || rc=1
     tail -3 build/asan-unit.log
     build-asan/tests/vigil-rules-tests --gtest_brief=1 >build/asan-rules.log 2>&1 || rc=1
     tail -3 build/asan-rules.log
+    build-asan/tests/vigil-capture-tests --gtest_brief=1 >build/asan-capture.log 2>&1 || rc=1
+    tail -3 build/asan-capture.log
     for c in "${corpora[@]}"; do
       build-asan/tests/fuzz-corpus-"$c" tests/fuzz/corpus/"$c" >build/asan-fuzz-"$c".log 2>&1 || rc=1
       echo "$c: $(tail -1 build/asan-fuzz-"$c".log)"
@@ -45,7 +48,7 @@ if [ $sanitize = 1 ]; then
 fi
 set -e
 # Sum the cases each suite reported (gtest's PASSED/FAILED lines, our scripts' closing line).
-python3 - build/meson-logs/testlog.json build/asan-unit.log build/asan-rules.log build/asan-fuzz-*.log <<'PY'
+python3 - build/meson-logs/testlog.json build/asan-unit.log build/asan-rules.log build/asan-capture.log build/asan-fuzz-*.log <<'PY'
 import json, os, re, sys
 p = f = s = 0
 for extra in sys.argv[2:]:

@@ -178,7 +178,9 @@ int ParseRequest(const std::string& raw, Request* req, std::string* error) {
       *error = "malformed header line";
       return -1;
     }
-    req->headers[Lower(Trim(h.substr(0, colon)))] = Trim(h.substr(colon + 1));
+    std::string name, value;
+    SplitHeaderLine(h, &name, &value);
+    req->headers[name] = value;
     pos = eol + 2;
   }
   size_t length = 0;
@@ -314,6 +316,14 @@ void HttpServer::HandleConnection(int fd, const Handler& handler) {
     return;
   }
   if (WriteAll(fd, out)) WriteFile(fd, resp.file->fd, resp.file->size);
+}
+
+bool SplitHeaderLine(const std::string& line, std::string* name, std::string* value) {
+  const size_t colon = line.find(':');
+  if (colon == std::string::npos) return false;
+  *name = Lower(Trim(line.substr(0, colon)));
+  *value = Trim(line.substr(colon + 1));
+  return true;
 }
 
 }  // namespace vigil::ctl::api

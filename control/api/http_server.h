@@ -81,4 +81,8 @@ class HttpServer {
   std::atomic<bool> stop_{false};
 };
 
+// One "Name: value" header line: the name lower-cased and both trimmed of spaces and tabs (the
+// value of CR too). False when the line has no colon. Shared by the server and vigilctl's client.
+bool SplitHeaderLine(const std::string& line, std::string* name, std::string* value);
+
 }  // namespace vigil::ctl::api

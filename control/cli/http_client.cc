@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "control/api/http_server.h"
+
 namespace vigil::ctl::cli {
 
 std::string UrlEncode(const std::string& s) {
@@ -28,18 +30,6 @@ std::string UrlEncode(const std::string& s) {
 }
 
 namespace {
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && (s[a] == ' ' || s[a] == '\t')) ++a;
-  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r')) --b;
-  return s.substr(a, b - a);
-}
 
 bool WriteFd(int fd, const char* data, size_t size) {
   while (size > 0) {
@@ -140,10 +130,8 @@ std::string Request(const std::string& endpoint, const std::string& method,
       size_t eol = raw.find("\r\n", pos);
       if (eol == std::string::npos || eol > hdr_end) eol = hdr_end;
       const std::string h = raw.substr(pos, eol - pos);
-      const size_t colon = h.find(':');
-      if (colon != std::string::npos) {
-        result->headers[Lower(Trim(h.substr(0, colon)))] = Trim(h.substr(colon + 1));
-      }
+      std::string name, value;
+      if (api::SplitHeaderLine(h, &name, &value)) result->headers[name] = value;
       pos = eol + 2;
     }
     if (auto it = result->headers.find("content-length"); it != result->headers.end()) {

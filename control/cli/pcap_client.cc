@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
+#include "control/api/api.h"
 #include "control/cli/http_client.h"
 
 namespace vigil::ctl::cli {
@@ -25,29 +27,9 @@ std::string ResolveClientTime(const std::string& s, int64_t now_ns) {
   }
   int64_t ago = 0;
   if (!rel.empty()) {
-    const char unit = rel.back();
-    const std::string num = rel.substr(0, rel.size() - 1);
-    int64_t mult = 0;
-    switch (unit) {
-      case 's':
-        mult = 1;
-        break;
-      case 'm':
-        mult = 60;
-        break;
-      case 'h':
-        mult = 3600;
-        break;
-      case 'd':
-        mult = 86400;
-        break;
-      default:
-        return s;  // not ours: the server names the parameter
-    }
-    if (num.empty() || num.size() > 9 || num.find_first_not_of("0123456789") != std::string::npos) {
-      return s;
-    }
-    ago = std::stoll(num) * mult * 1'000'000'000;
+    const std::optional<int64_t> d = api::ParseDurationArg(rel);  // 30s, 5m, 2h, 1d
+    if (!d) return s;  // not ours: the server names the parameter
+    ago = *d;
   }
   const int64_t t = now_ns - ago;
   if (t < 0) return s;
