@@ -503,6 +503,9 @@ TEST(BridgeEalTest, HistoryExportWritesTheHostsForwardedFramesInOrder) {
   cfg.commands_socket = sock;
   cfg.history.dir = dir;
   cfg.history.memory_mb_per_worker = 4;
+  cfg.history.spool = true;  // the main thread spools every 10 ms: the export merges both
+  cfg.history.segment_mb = 1;
+  cfg.history.disk_mb = 8;
   RingBridge br(cfg);
   ASSERT_EQ(br.Start(), "");
   std::vector<std::vector<uint8_t>> of_a;
@@ -520,6 +523,7 @@ TEST(BridgeEalTest, HistoryExportWritesTheHostsForwardedFramesInOrder) {
   }
   ASSERT_TRUE(br.WaitRx(90));
   ASSERT_EQ(br.Collect(0, 80).size(), 80u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a few spool passes
   CommandClient cmd(sock);
   ASSERT_TRUE(cmd.ok());
   const std::string r =
@@ -527,6 +531,9 @@ TEST(BridgeEalTest, HistoryExportWritesTheHostsForwardedFramesInOrder) {
                R"("to_ns":9000000000000000000})");
   ASSERT_NE(r.find("\"ok\":true"), std::string::npos) << r;
   EXPECT_EQ(JsonUint(r, "packets"), of_a.size()) << r;
+  // Spooled records come from disk, once: none is taken again from memory.
+  EXPECT_EQ(JsonUint(r, "disk_packets"), of_a.size()) << r;
+  EXPECT_EQ(JsonUint(r, "memory_packets"), 0u) << r;
   const size_t at = r.find("\"path\":\"");
   ASSERT_NE(at, std::string::npos) << r;
   const std::string path = r.substr(at + 8, r.find('"', at + 8) - (at + 8));
