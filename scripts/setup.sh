@@ -15,7 +15,7 @@ packages=(
   libpcap-dev libnuma-dev libsqlite3-dev
   # lab, tests and benchmarks
   iproute2 ethtool iputils-ping netcat-openbsd tshark wireshark-common tcpreplay python3
-  python3-scapy python3-yaml nlohmann-json3-dev sqlite3
+  python3-scapy python3-yaml nlohmann-json3-dev sqlite3 prometheus curl
 )
 
 if [ "${VIGIL_SKIP_APT:-0}" != 1 ]; then

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <vector>
 
+#include "control/api/dataplane_metrics.h"
 #include "control/respond/command_client.h"
 
 namespace vigil::ctl::api {
@@ -495,6 +496,15 @@ Response Api::Metrics() {
       "vigil_store_bytes " +
       std::to_string(s.bytes) + "\n";
   if (metrics_) r.body += metrics_();
+  if (!dataplane_socket_.empty()) {
+    // The dataplane's counters, read now over its command socket (one short request; a dataplane
+    // that is down or slow only costs vigil_dataplane_up 0).
+    respond::CommandClient client({.socket_path = dataplane_socket_, .timeout_ms = 1000});
+    std::string err;
+    const auto answer = client.Call("counters", nlohmann::json::object(), &err, true);
+    const bool up = answer && answer->value("ok", false) && answer->contains("counters");
+    r.body += DataplaneMetrics(up ? (*answer)["counters"] : nlohmann::json(), up);
+  }
   return r;
 }
 
