@@ -1247,6 +1247,9 @@ std::vector<std::string> BuildEalArgs(const Config& config, const std::string& a
   if (!config.hugepages) args.push_back("--no-huge");
   args.insert(args.end(), {"-m", std::to_string(config.memory_mb)});
   args.insert(args.end(), {"--file-prefix", config.file_prefix});
+  // DPDK's telemetry socket is another local input, served by a thread that keeps every
+  // capability; vigil has its own counters (the command socket, control's /metrics).
+  args.push_back("--no-telemetry");
   const bool any_pci = std::any_of(config.ports.begin(), config.ports.end(),
                                    [](const PortConfig& p) { return p.is_pci; });
   if (!any_pci) args.push_back("--no-pci");

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "dataplane/app/privileges.h"
 #include "dataplane/capture/history_filter.h"
 #include "dataplane/verdict/block_json.h"
 
@@ -32,6 +33,11 @@ struct LaunchArg {
 
 int WorkerMain(void* p) {
   auto* arg = static_cast<LaunchArg*>(p);
+  // A worker needs no capability: its queues and rings are set up. Capabilities are per thread.
+  if (const std::string err = DropThreadCapabilities(); !err.empty()) {
+    std::fprintf(stderr, "vigil: worker lcore %u: dropping capabilities: %s\n",
+                 arg->worker->lcore(), err.c_str());
+  }
   arg->worker->Run();
   // Release: the main thread reads the worker's final counters after seeing the count rise.
   arg->done->fetch_add(1, std::memory_order_release);

@@ -18,6 +18,7 @@
 
 #include "dataplane/app/config.h"
 #include "dataplane/app/dataplane.h"
+#include "dataplane/app/privileges.h"
 #include "dataplane/detect/inspector.h"
 
 namespace {
@@ -200,8 +201,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "vigil-dataplane: %s\n", err.c_str());
       rc = 1;
     } else {
+      // Start-up is over: memory mapped, ports started, sockets and files open. The main thread
+      // (commands, exports, the event channel) and the workers go on without capabilities.
+      const std::string cap_err = vigil::dp::DropThreadCapabilities();
+      if (!cap_err.empty()) {
+        std::fprintf(stderr, "vigil-dataplane: dropping capabilities: %s\n", cap_err.c_str());
+      }
       if (!options.replay) {
-        std::fprintf(stderr, "vigil-dataplane: forwarding; Ctrl-C to stop\n");
+        std::fprintf(stderr, "vigil-dataplane: forwarding (capabilities %s); Ctrl-C to stop\n",
+                     vigil::dp::EffectiveCapabilities() == 0 ? "dropped" : "kept");
       }
       dp.Run(&g_stop);
       const std::string json = dp.CountersJson();

@@ -46,6 +46,19 @@ for _ in $(seq 1 50); do
 done
 if [ $up = 1 ]; then ok "bridge up: first ping crossed"; else ko "bridge never carried a ping: $(tail -5 "$tmp/dataplane.err")"; fi
 
+# Least privilege: after start-up the main thread and the worker hold no capability (EAL's
+# interrupt thread keeps its own; DPDK telemetry is off).
+pid=$(pgrep -f "vigil-dataplane --config $tmp/vigil.yaml" | head -1)
+caps=$(for t in /proc/"$pid"/task/*; do
+  c=$(cat "$t/comm"); case "$c" in vigil-dataplane|rte-worker-*|lcore-worker-*) echo "$c:$(awk '/^CapEff/ {print $2}' "$t/status")" ;; esac
+done | sort -u | tr '\n' ' ')
+if [ -n "$pid" ] && grep -q "capabilities dropped" "$tmp/dataplane.err" && \
+   ! echo "$caps" | grep -qv ':0000000000000000 *$' && echo "$caps" | grep -q worker; then
+  ok "capabilities dropped after start-up: $caps"
+else
+  ko "capabilities after start-up: ${caps:-no threads found} $(grep -i capab "$tmp/dataplane.err")"
+fi
+
 if lab exec left ping -c 5 -i 0.05 -W 1 10.77.0.2 >"$tmp/ping.txt" 2>&1 && grep -q " 0% packet loss" "$tmp/ping.txt"; then
   ok "IPv4 ping: 5/5"
 else
