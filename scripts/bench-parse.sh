@@ -16,6 +16,8 @@
 #   BENCH_DETECT=DIR      also "detect": all parsers plus the signature engine on every DIR/*.rules
 #                         (with DIR/classification.config when present; databases cached in
 #                         $BENCH_DIR/detect-cache), and its ratio to parsers-on
+#   BENCH_HISTORY=1       also "nohist": bridge only with the packet history off, and the ratio
+#                         bridge (history on, the default) / nohist: the cost of the copy
 #   VIGIL_BUILD=DIR       the build directory whose vigil-dataplane runs (default build/)
 # Replay reads the capture with net_pcap (libpcap: a read() from the page cache and a copy per
 # frame) on the worker's core: that cost is in both figures (a third or more of the parsers-on
@@ -208,6 +210,9 @@ write_config() {  # $1 = bridge | parsers | detect
   if [ "$1" != bridge ] && [ "${BENCH_POOLS:-sized}" != defaults ]; then
     extra=$'stream: {sessions: 262144}\napp_layer: {parsers: {smb: 8192, dcerpc: 8192, krb5: 8192, dns: 32768, http: 4096, tls: 4096}}'
   fi
+  if [ "$1" = nohist ]; then
+    extra=$'app_layer: {enabled: false}\ndefrag: {enabled: false}\nhistory: {enabled: false}'
+  fi
   if [ "$1" = detect ]; then
     local rules cls=""
     rules=$(printf '"%s", ' "$BENCH_DETECT"/*.rules)
@@ -233,6 +238,10 @@ YAML
 write_config bridge
 write_config parsers
 configs="bridge parsers"
+if [ "${BENCH_HISTORY:-0}" = 1 ]; then
+  write_config nohist
+  configs="nohist bridge parsers"
+fi
 if [ -n "${BENCH_DETECT:-}" ]; then
   write_config detect
   configs="bridge parsers detect"
@@ -322,6 +331,14 @@ if ratios:
               f"inspected, {d[-1]['alerts']} alerts")
         print(f"ratio detect / parsers-on          : {statistics.median(dr):6.1%} "
               f"(median of {len(dr)} rounds)")
+    h = [r for r in rs if r["config"] == "nohist"]
+    if h:
+        hr = [by[k]["bridge"]["pps"] / by[k]["nohist"]["pps"] for k in by
+              if "nohist" in by[k] and "bridge" in by[k]]
+        print(f"bridge only, packet history off    : {med('nohist','pps')/1e6:6.3f} Mpps "
+              f"{med('nohist','gbps'):5.2f} Gbit/s (median)")
+        print(f"ratio history on / off (bridge)    : {statistics.median(hr):6.1%} "
+              f"(median of {len(hr)} rounds)")
     for r in rs:
         if r["limits"]:
             print(f"  round {r['round']} {r['config']} hit limits: {r['limits']}")
