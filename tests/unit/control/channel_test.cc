@@ -874,9 +874,12 @@ TEST(Channel, KillDashNineOfControlLosesNothingAndDuplicatesNothing) {
   EXPECT_EQ(c.lost, 0u);
   EXPECT_EQ(c.acked, kN);
   EXPECT_EQ(c.sent - c.resent, kN);  // every event left at least once; resends are the rest
-  // The last new child may find nothing to do when the killed one had committed everything and
-  // its final ACK was still in the socket buffer.
-  EXPECT_GE(c.reconnects, 2u);
+  // At least the first kill forces a reconnection (events were still unacknowledged). More is a
+  // matter of timing: when one connection's acks pass two kill marks at once, the next kills come
+  // back to back before the client has reconnected, and the last new child may find nothing to
+  // do when the killed one had committed everything and its final ACK was still in the socket
+  // buffer (seen on a loaded CI machine: 3 kills, 1 reconnect, every event exactly once).
+  EXPECT_GE(c.reconnects, 1u);
   std::printf("kill -9 x3: %" PRIu64 " events exactly once in %.2f s; %" PRIu64
               " in flight at the kills; sent %" PRIu64 " (resent %" PRIu64 "), reconnects %" PRIu64
               "\n",
