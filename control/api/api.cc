@@ -348,7 +348,10 @@ Response Api::Status() {
     sensors.push_back({{"sensor", name}, {"last_seq", seq}});
   }
   j["sensors"] = std::move(sensors);
-  if (models_ != nullptr) j["models"] = models_->models().size();
+  const std::shared_ptr<const model::ModelSet> current = models_fn_ ? models_fn_() : nullptr;
+  if (const model::ModelSet* ms = current ? current.get() : models_) {
+    j["models"] = ms->models().size();
+  }
   j["running"] = static_cast<bool>(status_);
   if (status_) j["control"] = status_();
   return Json(200, j);
@@ -475,8 +478,9 @@ Response Api::File(const std::string& sha256) {
 
 Response Api::Models() {
   nlohmann::json list = nlohmann::json::array();
-  if (models_ != nullptr) {
-    for (const model::Model& m : models_->models()) list.push_back(m.ToJson());
+  const std::shared_ptr<const model::ModelSet> current = models_fn_ ? models_fn_() : nullptr;
+  if (const model::ModelSet* ms = current ? current.get() : models_) {
+    for (const model::Model& m : ms->models()) list.push_back(m.ToJson());
   }
   return Json(200, nlohmann::json{{"models", list}});
 }
@@ -796,6 +800,51 @@ Response Api::Pcaps(const std::map<std::string, std::string>& query) {
   return r;
 }
 
+Response Api::Config(const Request& req) {
+  if (pusher_ == nullptr) return Error(405, "configuration push is not available here");
+  // Every route needs the token: the document names rule files, networks and sockets.
+  if (token_.empty()) return Error(403, "refused: no API token is configured");
+  auto auth = req.headers.find("authorization");
+  if (auth == req.headers.end() || !TokenMatches(auth->second, token_)) {
+    return Error(401, "missing or wrong API token (send Authorization: Bearer TOKEN)");
+  }
+  auto arg = [&](const char* k) {
+    auto it = req.query.find(k);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  const std::string who = arg("who").empty() ? "api" : arg("who").substr(0, 64) + " via API";
+  auto reply = [](const config::Outcome& o) {
+    return Response{o.status, "application/json", o.body.dump(2) + "\n"};
+  };
+  const std::string& p = req.path;
+  const std::string name = arg("name").empty() ? "pushed" : arg("name").substr(0, 256);
+  if (p == "/api/v1/config" && req.method == "PUT") {
+    config::PushOptions o;
+    o.force = arg("force") == "1" || arg("force") == "true";
+    o.who = who;
+    return reply(pusher_->Push(req.body, name, o));
+  }
+  if (p == "/api/v1/config/validate" && req.method == "POST") {
+    config::PushOptions o;
+    o.dry_run = true;  // whether it is valid, whatever its version
+    o.who = who;
+    return reply(pusher_->Push(req.body, name, o));
+  }
+  if (p == "/api/v1/config/rollback" && req.method == "POST") {
+    return reply(pusher_->Rollback(who));
+  }
+  if (p == "/api/v1/config" && req.method == "GET") return reply(pusher_->Get());
+  if (p == "/api/v1/config/history" && req.method == "GET") {
+    const auto limit = ParseCount(arg("limit"), 50, 10000);
+    if (!limit || *limit == 0) return Error(400, "limit: expected 1..10000");
+    return reply(pusher_->History(static_cast<size_t>(*limit)));
+  }
+  return Error(405,
+               "configuration routes: PUT /api/v1/config, GET /api/v1/config, POST "
+               "/api/v1/config/validate, POST /api/v1/config/rollback, GET "
+               "/api/v1/config/history");
+}
+
 Response Api::Handle(const Request& req) {
   const std::string& p = req.path;
   auto arg = [&](const char* k) {
@@ -803,6 +852,7 @@ Response Api::Handle(const Request& req) {
     return it == req.query.end() ? std::string() : it->second;
   };
   if (p == "/metrics" || p == "/api/v1/metrics") return Metrics();
+  if (p == "/api/v1/config" || p.rfind("/api/v1/config/", 0) == 0) return Config(req);
   if (req.method == "POST") {
     // /api/v1/breaches/{id}/{action}, /api/v1/respond/actions/{id}/{op}, /api/v1/respond/block
     const std::string prefix = "/api/v1/breaches/";

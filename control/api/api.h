@@ -14,6 +14,7 @@
 #include <string>
 
 #include "control/api/http_server.h"
+#include "control/config/config_push.h"
 #include "control/model/model.h"
 #include "control/respond/respond.h"
 #include "control/store/store.h"
@@ -116,9 +117,25 @@ class Api {
     pcap_timeout_ms_ = timeout_ms;
   }
 
+  // The model set in force when it can change at runtime (a configuration push); otherwise the
+  // set given to the constructor is served.
+  void set_models_source(std::function<std::shared_ptr<const model::ModelSet>()> fn) {
+    models_fn_ = std::move(fn);
+  }
+
+  // Configuration push (docs/operations.md "Configuration push"), every route with the token:
+  // PUT /api/v1/config (body: the YAML document; ?force=1 accepts an older version; ?who=NAME),
+  // POST /api/v1/config/validate (the same checks, nothing changes), POST
+  // /api/v1/config/rollback, GET /api/v1/config (the running version and its document, and the
+  // dataplane's view), GET /api/v1/config/history?limit=N. 405 without a Pusher.
+  void set_config(config::Pusher* pusher) { pusher_ = pusher; }
+  Response Config(const Request& req);
+
  private:
   store::Store* store_;
   const model::ModelSet* models_;
+  std::function<std::shared_ptr<const model::ModelSet>()> models_fn_;
+  config::Pusher* pusher_ = nullptr;
   std::function<nlohmann::json()> status_;
   std::function<std::string()> metrics_;
   BreachUpdater update_;

@@ -25,11 +25,16 @@ class Loader {
  public:
   explicit Loader(std::string file) : file_(std::move(file)) { config_.source_file = file_; }
 
-  ControlConfigResult Load(const std::string& yaml) {
+  ControlConfigResult Load(const std::string& yaml, const std::string& key = "") {
     ControlConfigResult r;
+    text_ = &yaml;
+    prefix_ = key;
     try {
-      const YAML::Node root = YAML::Load(yaml);
-      if (root.IsNull()) {
+      const YAML::Node doc = YAML::Load(yaml);
+      const YAML::Node root = key.empty() || !doc.IsMap() ? doc : doc[key];
+      if (!key.empty() && (!doc.IsMap() || !root)) {
+        Error(doc, key, "required key missing");
+      } else if (root.IsNull()) {
         // An empty file is all defaults.
       } else if (!root.IsMap()) {
         Error(root, "", "expected a map of settings");
@@ -53,8 +58,9 @@ class Loader {
         {file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0, field, msg});
   }
 
-  void Map(const YAML::Node& node, const std::string& path,
+  void Map(const YAML::Node& node, const std::string& path_in,
            const std::map<std::string, Setter>& keys) {
+    const std::string path = path_in.empty() ? prefix_ : path_in;
     if (!node.IsMap()) {
       Error(node, path, "expected a map");
       return;
@@ -152,7 +158,8 @@ class Loader {
         {
             {"data_dir", Str(&c.data_dir, false)},
             {"event_socket", Str(&c.event_socket, false)},
-            {"models_dir", Str(&c.models_dir, false)},
+            {"models_dir", Str(&c.models_dir, true)},
+            {"models", [&](const YAML::Node& n, const std::string& f) { Models(n, f); }},
             {"files_dir", Str(&c.files_dir, true)},
             {"api",
              [&](const YAML::Node& n, const std::string& f) {
@@ -178,11 +185,54 @@ class Loader {
         });
     if (!c.api_listen.empty() && c.api_listen.rfind("127.", 0) != 0 &&
         c.api_listen.rfind("localhost:", 0) != 0) {
-      Error(root["api"]["listen"], "api.listen",
+      Error(root["api"]["listen"], Field("api.listen"),
             "must be a loopback address (remote access needs a token and TLS, not built yet)");
     }
   }
 
+  std::string Field(const std::string& f) const { return prefix_.empty() ? f : prefix_ + "." + f; }
+
+  // models: a list of model maps. Each is cut out of the document text (its own lines, the
+  // first one's "- " blanked) and padded with the lines before it, so that the model parser's
+  // errors carry the document's line and column.
+  void Models(const YAML::Node& n, const std::string& f) {
+    if (!n.IsSequence()) {
+      Error(n, f, "expected a list of models (maps with name, components, ...)");
+      return;
+    }
+    std::vector<std::string> lines;
+    for (size_t start = 0; start <= text_->size();) {
+      const size_t nl = text_->find('\n', start);
+      const size_t end = nl == std::string::npos ? text_->size() : nl;
+      lines.push_back(text_->substr(start, end - start));
+      start = end + 1;
+    }
+    for (size_t i = 0; i < n.size(); ++i) {
+      const YAML::Node& m = n[i];
+      const YAML::Mark mark = m.Mark();
+      if (!m.IsMap() || mark.line < 0 || static_cast<size_t>(mark.line) >= lines.size() ||
+          m.Style() == YAML::EmitterStyle::Flow) {
+        Error(m, f + "[" + std::to_string(i) + "]", "expected a model written as a block map");
+        continue;
+      }
+      const size_t first = static_cast<size_t>(mark.line);
+      const size_t col = static_cast<size_t>(mark.column);
+      std::string text(first, '\n');
+      std::string head = lines[first];
+      for (size_t k = 0; k < col && k < head.size(); ++k) head[k] = ' ';
+      text += head + "\n";
+      for (size_t l = first + 1; l < lines.size(); ++l) {
+        const std::string& line = lines[l];
+        const size_t indent = line.find_first_not_of(' ');
+        if (indent != std::string::npos && line[indent] != '#' && indent < col) break;
+        text += line + "\n";
+      }
+      config_.models.push_back({std::move(text)});
+    }
+  }
+
+  const std::string* text_ = nullptr;
+  std::string prefix_;
   std::string file_;
   ControlConfig config_;
   std::vector<ControlConfigError> errors_;
@@ -192,6 +242,36 @@ class Loader {
 
 ControlConfigResult LoadControlConfigString(const std::string& yaml, const std::string& name) {
   return Loader(name).Load(yaml);
+}
+
+ControlConfigResult LoadControlConfigSection(const std::string& yaml, const std::string& name,
+                                             const std::string& key) {
+  return Loader(name).Load(yaml, key);
+}
+
+std::vector<std::string> ControlRestartOnlyChanges(const ControlConfig& a, const ControlConfig& b) {
+  std::vector<std::string> out;
+  auto check = [&](bool same, const char* field) {
+    if (!same) out.emplace_back(field);
+  };
+  check(a.data_dir == b.data_dir, "data_dir");
+  check(a.event_socket == b.event_socket, "event_socket");
+  check(a.files_dir == b.files_dir, "files_dir");
+  check(a.api_listen == b.api_listen && a.api_socket == b.api_socket &&
+            a.api_token_file == b.api_token_file,
+        "api");
+  check(a.respond.dataplane_socket == b.respond.dataplane_socket, "respond.dataplane_socket");
+  ControlConfig hot = a;  // a setting added later without a line above counts as restart-only
+  hot.source_file = b.source_file;
+  hot.models_dir = b.models_dir;
+  hot.models = b.models;
+  hot.retention_days = b.retention_days;
+  hot.retention_max_mb = b.retention_max_mb;
+  hot.respond.enabled = b.respond.enabled;
+  hot.respond.never_block = b.respond.never_block;
+  hot.respond.allow = b.respond.allow;
+  if (out.empty() && !(hot == b)) out.emplace_back("(a setting not listed above)");
+  return out;
 }
 
 ControlConfigResult LoadControlConfigFile(const std::string& path) {

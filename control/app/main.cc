@@ -38,6 +38,7 @@
 #include "control/api/http_server.h"
 #include "control/app/control_config.h"
 #include "control/channel/channel_server.h"
+#include "control/config/config_push.h"
 #include "control/model/model.h"
 #include "control/query/query.h"
 #include "control/respond/respond.h"
@@ -209,13 +210,15 @@ int main(int argc, char** argv) {
   if (!models_dir.empty()) cfg.models_dir = models_dir;
   if (!dataplane_socket.empty()) cfg.respond.dataplane_socket = dataplane_socket;
 
-  std::vector<model::LoadError> model_errors;
-  const auto models = model::ModelSet::LoadDir(cfg.models_dir, &model_errors);
+  std::vector<config::PushError> model_errors;
+  // Replaced as a whole by a configuration push (main thread); the API thread reads api_models.
+  std::shared_ptr<const model::ModelSet> models = config::LoadModels(cfg, &model_errors);
   for (const auto& e : model_errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
   if (!models) return 1;
   if (check) {
-    std::printf("config ok: %s; %zu models from %s\n", config_path.c_str(), models->models().size(),
-                cfg.models_dir.c_str());
+    std::printf("config ok: %s; %zu models (models_dir %s, %zu inline)\n", config_path.c_str(),
+                models->models().size(), cfg.models_dir.empty() ? "none" : cfg.models_dir.c_str(),
+                cfg.models.size());
     return 0;
   }
 
@@ -520,10 +523,64 @@ int main(int argc, char** argv) {
       job->done.set_value(std::move(r));
     }
   };
-  api::Api api(reader.get(), &*models, status, metrics, update, token);
+  api::Api api(reader.get(), nullptr, status, metrics, update, token);
   api.set_files_dir(cfg.files_dir);
   api.set_respond(respond_op);
   api.set_dataplane_socket(cfg.respond.dataplane_socket);
+  std::mutex models_mu;
+  std::shared_ptr<const model::ModelSet> api_models = models;
+  api.set_models_source([&]() {
+    std::lock_guard<std::mutex> lock(models_mu);
+    return api_models;
+  });
+  // Configuration push: validated and staged on the API thread; control's part is swapped in and
+  // the version recorded on the main thread (the job runs after the dataplane has committed).
+  // Pushed settings are compared with the file's, not with command-line overrides.
+  config::Pusher pusher(
+      reader.get(), *loaded.config, cfg.respond.dataplane_socket,
+      [&](const config::Document& doc, const std::string& previous_state,
+          const store::AuditEntry& audit) -> std::string {
+        const api::Response r = submit([&, doc, previous_state, audit]() -> api::Response {
+          std::string e;
+          store::ConfigVersion v;
+          v.version = doc.version;
+          v.hash = doc.hash;
+          v.pushed_ns = audit.ts_ns;
+          v.who = audit.who;
+          v.summary = audit.detail;
+          v.document = doc.text;
+          if (store->ActivateConfig(v, previous_state, audit, &e) == 0) {
+            return {500, "text/plain", "recording the version: " + e};
+          }
+          if (doc.control) {
+            const ControlConfig& c = *doc.control;
+            models = doc.models;
+            engine = std::make_unique<model::Engine>(*models);
+            WarmUp(*store, *engine);
+            {
+              std::lock_guard<std::mutex> lock(models_mu);
+              api_models = models;
+            }
+            responder.SetPolicy(c.respond.enabled, c.respond.never_block, c.respond.allow);
+            store->SetRetention(static_cast<int>(c.retention_days), c.retention_max_mb << 20);
+          }
+          // The dataplane's never_block may have changed: its table is rebuilt under it.
+          if (doc.has_dataplane && responder.enabled()) responder.Push();
+          std::fprintf(stderr, "vigil-control: configuration %s\n", audit.detail.c_str());
+          return {200, "text/plain", ""};
+        });
+        return r.status == 200 ? "" : r.body;
+      },
+      [&](const store::AuditEntry& a) {
+        submit([&, a]() -> api::Response {
+          std::string e;
+          if (store->InsertAudit(a, &e) == 0) {
+            std::fprintf(stderr, "vigil-control: audit: %s\n", e.c_str());
+          }
+          return {};
+        });
+      });
+  api.set_config(&pusher);
   std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
 
   signal(SIGTERM, OnSignal);

@@ -15,6 +15,8 @@
 //     respond block (--device IP [--direction both|outgoing|incoming] |
 //                    --client IP --server IP --port N [--proto tcp|udp]) --duration D [--reason T]
 //     pcap --host IP [--peer IP] [--port N] [--proto tcp|udp] --from T --to T -o FILE
+//     config push FILE [--force] | config validate FILE | config get | config history |
+//     config rollback
 //
 // Talks to a running control over its API (Unix socket by default), or with --data-dir reads a
 // stopped (or running) store directly, read-only (ack/unack/comment open a stopped store for
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "control/api/api.h"
+#include "control/cli/config_client.h"
 #include "control/cli/http_client.h"
 #include "control/cli/pcap_client.h"
 #include "control/model/model.h"
@@ -74,6 +77,9 @@ int Usage(const char* why) {
                "  pcap --host IP [--peer IP] [--port N] [--proto tcp|udp] --from T --to T -o FILE\n"
                "       (-o -: stdout; T also now, -5m, now-2h; needs a running control and the "
                "token)\n"
+               "  config push FILE [--force] | config validate FILE | config get | config history"
+               " | config rollback\n"
+               "       (a running control and the token; docs/operations.md)\n"
                "D: 30m, 2h, 1d (block: 0 = until cleared)\n"
                "Changes over the API need the token: --token-file FILE or $VIGIL_API_TOKEN.\n"
                "T: 2017-10-20T18:43:22Z, 2017-10-20 or Unix seconds (packet time, UTC)\n");
@@ -266,7 +272,7 @@ void PrintHuman(const std::string& command, const json& j) {
 int main(int argc, char** argv) {
   std::string socket = "/run/vigil/api.sock", api_addr, data_dir, models_dir = "rules/models";
   std::string token_file, files_dir, output;
-  bool as_json = false;
+  bool as_json = false, force = false;
   std::vector<std::string> args;
   std::map<std::string, std::string> opts;
   static const char* kValued[] = {
@@ -278,6 +284,8 @@ int main(int argc, char** argv) {
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     if (a == "--json") {
       as_json = true;
+    } else if (a == "--force") {
+      force = true;
     } else if (a == "--socket" || a == "--api" || a == "--data-dir" || a == "--models-dir" ||
                a == "--token-file") {
       const char* v = value();
@@ -320,6 +328,25 @@ int main(int argc, char** argv) {
     }
     return true;
   };
+  if (command == "config") {
+    // config push FILE [--force] | validate FILE | get | history | rollback (docs/operations.md)
+    if (!data_dir.empty()) {
+      std::fprintf(stderr, "vigilctl: config needs a running vigil-control; not --data-dir\n");
+      return 1;
+    }
+    vigil::ctl::cli::ConfigCommandOptions co;
+    co.endpoint = api_addr.empty() ? socket : api_addr;
+    if (!read_token(&co.token)) return 1;
+    const char* user = std::getenv("USER");
+    if (user == nullptr || *user == '\0') {
+      const passwd* pw = getpwuid(getuid());
+      user = pw != nullptr ? pw->pw_name : nullptr;
+    }
+    co.who = user != nullptr && *user != '\0' ? user : "unknown";
+    co.force = force;
+    co.as_json = as_json;
+    return vigil::ctl::cli::RunConfigCommand({args.begin() + 1, args.end()}, co);
+  }
   if (command == "pcap") {
     // pcap --host IP [--peer IP] [--port N] [--proto P] --from T --to T -o FILE
     if (args.size() != 1) return Usage("pcap takes options only");

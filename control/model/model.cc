@@ -32,6 +32,14 @@ constexpr std::string_view kModeNames[] = {"alert", "confirm", "autonomous"};
 // make a component dead, so unknown names are errors.
 constexpr std::string_view kEventTypes[] = {"smb",  "dcerpc", "krb5",    "dns",      "http", "tls",
                                             "flow", "ntlm",   "anomaly", "fileinfo", "alert"};
+// The top-level members of the events (docs/events.md): a filter on another field can never
+// match, so it is an error (the member's own fields are not checked: they vary by protocol).
+constexpr std::string_view kEventFields[] = {
+    "timestamp", "flow_id",  "pcap_cnt",  "event_type", "src_ip",    "src_port",  "dest_ip",
+    "dest_port", "proto",    "app_proto", "vlan",       "direction", "truncated", "message",
+    "sensor",    "in_iface", "tx_id",     "smb",        "dcerpc",    "krb5",      "dns",
+    "http",      "tls",      "flow",      "ntlm",       "ntlmssp",   "anomaly",   "fileinfo",
+    "alert",     "files",    "tcp",       "icmp_type",  "icmp_code"};
 // Flow-style brackets nested deeper than this are refused before yaml-cpp sees them: its parser
 // recurses per level, and a fuzzer's "[[[[..." must be an error, not a stack overflow.
 constexpr int kMaxNesting = 64;
@@ -634,6 +642,19 @@ class ModelParser {
                "query column " + std::to_string(qe.column) + ": " + qe.message);
       return false;
     }
+    bool fields_ok = true;
+    for (const std::string& path : q->FieldPaths()) {
+      const std::string top = path.substr(0, path.find('.'));
+      if (top.find_first_of("*?") != std::string::npos) continue;  // a wildcard: any member
+      if (std::find(std::begin(kEventFields), std::end(kEventFields), top) ==
+          std::end(kEventFields)) {
+        p_.Error(i.loc, i.path,
+                 "unknown field " + path + ": events have no member " + top +
+                     " (docs/events.md lists the fields)" + Suggest(top, kEventFields));
+        fields_ok = false;
+      }
+    }
+    if (!fields_ok) return false;
     c->filter = *s;
     c->query = std::move(*q);
     return true;

@@ -521,6 +521,22 @@ bool Query::Matches(const nlohmann::json& event) const { return Evaluate(*root_,
 
 std::string Query::Fts5Prefilter() const { return BuildFts5(*root_); }
 
+std::vector<std::string> Query::FieldPaths() const {
+  std::vector<std::string> out;
+  std::vector<const Node*> todo = {root_.get()};
+  while (!todo.empty()) {
+    const Node* n = todo.back();
+    todo.pop_back();
+    if (n->kind == Kind::kField) {
+      std::string p;
+      for (const std::string& part : n->path) p += (p.empty() ? "" : ".") + part;
+      out.push_back(std::move(p));
+    }
+    for (auto it = n->children.rbegin(); it != n->children.rend(); ++it) todo.push_back(it->get());
+  }
+  return out;
+}
+
 std::vector<std::vector<std::string>> Query::RequiredFragments() const {
   return BuildFragments(*root_);
 }

@@ -58,6 +58,10 @@ class Query {
   // used to prefilter in SQLite), or "" when none can be derived (then scan with Matches).
   std::string Fts5Prefilter() const;
 
+  // The dotted paths of its field clauses (`smb.filename:*.exe` gives "smb.filename"), in query
+  // order, for checks against the event schema.
+  std::vector<std::string> FieldPaths() const;
+
   // Literal text fragments (lower case) the query's positive text terms require, for a Hyperscan
   // prefilter across many queries: each inner vector is one alternative (OR) of conjunctive
   // fragments; empty when the query has no text term that must appear. Every fragment is a

@@ -21,7 +21,7 @@
 namespace vigil::ctl::respond {
 
 inline constexpr int kProtocolVersion = 1;
-inline constexpr size_t kMaxLineBytes = size_t{1} << 20;  // the protocol's line limit
+inline constexpr size_t kMaxLineBytes = size_t{16} << 20;  // the protocol's line limit
 
 struct ClientOptions {
   std::string socket_path = "/run/vigil/commands.sock";

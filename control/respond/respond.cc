@@ -148,13 +148,9 @@ nlohmann::json AuditJson(const store::AuditEntry& e) {
           {"detail", e.detail}};
 }
 
-Responder::Responder(store::Store* store, Options o, Clocks clocks, LogFn log)
-    : store_(store), options_(std::move(o)), clocks_(std::move(clocks)), log_(std::move(log)) {
-  if (!log_) {
-    log_ = [](const std::string& line) {
-      std::fprintf(stderr, "vigil-control: respond: %s\n", line.c_str());
-    };
-  }
+void Responder::ParsePolicy() {
+  never_block_.clear();
+  allow_.clear();
   std::string e;
   for (const std::string& t : options_.never_block) {
     if (auto c = ParseCidr(t, &e)) {
@@ -170,6 +166,31 @@ Responder::Responder(store::Store* store, Options o, Clocks clocks, LogFn log)
       log_("allow " + t + " ignored: " + e);
     }
   }
+}
+
+void Responder::SetPolicy(bool enabled, std::vector<std::string> never_block,
+                          std::vector<std::string> allow) {
+  const bool changed =
+      enabled != options_.enabled || never_block != options_.never_block || allow != options_.allow;
+  options_.enabled = enabled;
+  options_.never_block = std::move(never_block);
+  options_.allow = std::move(allow);
+  ParsePolicy();
+  // The table in force was built under the old lists: the dataplane gets it again.
+  if (changed && options_.enabled) {
+    MarkChanged();
+    PushNow(/*ignore_backoff=*/true);
+  }
+}
+
+Responder::Responder(store::Store* store, Options o, Clocks clocks, LogFn log)
+    : store_(store), options_(std::move(o)), clocks_(std::move(clocks)), log_(std::move(log)) {
+  if (!log_) {
+    log_ = [](const std::string& line) {
+      std::fprintf(stderr, "vigil-control: respond: %s\n", line.c_str());
+    };
+  }
+  ParsePolicy();
   ClientOptions co;
   co.socket_path = options_.socket_path;
   co.timeout_ms = options_.timeout_ms;

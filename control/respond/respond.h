@@ -117,6 +117,10 @@ class Responder {
   bool PushIfChanged();
   // Pushes the table now, changed or not (ignores the backoff). True when the dataplane took it.
   bool Push();
+  // A pushed configuration's respond settings (control/config): enabled, never_block, allow.
+  // A change re-pushes the table, built under the new lists. Main thread.
+  void SetPolicy(bool enabled, std::vector<std::string> never_block,
+                 std::vector<std::string> allow);
   // Active actions past their expiry -> expired (audited); pushes when any changed.
   void Sweep();
   // Once per main-loop pass: sweep, retry a failed push, hello and block.get, on their timers.
@@ -143,6 +147,7 @@ class Responder {
   nlohmann::json DesiredEntries();
 
  private:
+  void ParsePolicy();  // options_.never_block and allow -> never_block_ and allow_
   int64_t WallNow() const;
   int64_t MonoNow() const;
   void MarkChanged();

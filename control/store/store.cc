@@ -19,9 +19,9 @@
 namespace vigil::ctl::store {
 namespace {
 
-// Version 2 added the response tables (kRespondSchema); a version-1 store is upgraded in place
-// by the writer when it opens it.
-constexpr int kSchemaVersion = 2;
+// Version 2 added the response tables (kRespondSchema), version 3 the pushed configurations
+// (kConfigSchema); an older store is upgraded in place by the writer when it opens it.
+constexpr int kSchemaVersion = 3;
 constexpr int64_t kNsPerSec = 1'000'000'000;
 constexpr int64_t kNsPerDay = 86'400 * kNsPerSec;
 // Rows per retention transaction: small enough that the writer lock (and the ingest it delays)
@@ -83,6 +83,21 @@ CREATE TABLE breach_events(
 // Responses (control/respond): the actions control decided or an operator asked for, and the
 // audit log of every operation on them. Action times are wall clock (CLOCK_REALTIME ns), unlike
 // events and breaches, whose times are packet time.
+// Pushed configurations (control/config): every accepted version with its document. `state`:
+// active (exactly one, once anything was pushed), superseded, rolled_back.
+constexpr const char* kConfigSchema = R"sql(
+CREATE TABLE config_versions(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  version TEXT NOT NULL UNIQUE,
+  hash TEXT NOT NULL,
+  pushed_ns INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  state TEXT NOT NULL,
+  summary TEXT NOT NULL DEFAULT '',
+  document TEXT NOT NULL
+);
+)sql";
+
 constexpr const char* kRespondSchema = R"sql(
 CREATE TABLE respond_actions(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -577,7 +592,7 @@ std::unique_ptr<Store> Store::Open(const Options& o, std::string* error) {
     }
     if (fresh) {
       const std::string init = std::string("BEGIN IMMEDIATE;") + kSchema + kRespondSchema +
-                               "INSERT INTO meta VALUES('schema_version','" +
+                               kConfigSchema + "INSERT INTO meta VALUES('schema_version','" +
                                std::to_string(kSchemaVersion) + "');COMMIT;";
       if (!impl->Exec(init.c_str())) {
         *error = impl->last_error;
@@ -601,9 +616,21 @@ std::unique_ptr<Store> Store::Open(const Options& o, std::string* error) {
     }
     version = "2";
   }
-  // A reader of a version-1 store (not yet opened by a newer writer) reads all but the response
+  if (version == "2" && !o.read_only) {
+    // 2 -> 3: the pushed configurations.
+    const std::string up = std::string("BEGIN IMMEDIATE;") + kConfigSchema +
+                           "UPDATE meta SET value='3' WHERE key='schema_version';COMMIT;";
+    if (!impl->Exec(up.c_str())) {
+      *error = impl->last_error;
+      impl->Exec("ROLLBACK");
+      return nullptr;
+    }
+    version = "3";
+  }
+  // A reader of an older store (not yet opened by a newer writer) reads all but the newer
   // tables, which then read as empty.
-  if (version != std::to_string(kSchemaVersion) && !(version == "1" && o.read_only)) {
+  if (version != std::to_string(kSchemaVersion) &&
+      !((version == "1" || version == "2") && o.read_only)) {
     *error = impl->path + ": store schema version " + version + ", this build reads version " +
              std::to_string(kSchemaVersion);
     return nullptr;
@@ -948,6 +975,11 @@ bool Store::CheckIntegrity(std::string* error) {
     return false;
   }
   return true;
+}
+
+void Store::SetRetention(int days, uint64_t max_bytes) {
+  impl_->options.retention_days = days;
+  impl_->options.max_bytes = max_bytes;
 }
 
 }  // namespace vigil::ctl::store

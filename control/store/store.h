@@ -120,6 +120,18 @@ struct AuditEntry {
   std::string detail;     // reason and particulars
 };
 
+// One accepted configuration push (control/config, docs/operations.md "Configuration push").
+struct ConfigVersion {
+  int64_t seq = 0;  // order of acceptance
+  std::string version;
+  std::string hash;  // sha256 of the document, hex
+  int64_t pushed_ns = 0;
+  std::string who;
+  std::string state;    // active, superseded, rolled_back
+  std::string summary;  // what it changed (rule and model counts)
+  std::string document;
+};
+
 // Counters of one action as the dataplane reported them.
 struct ActionCounters {
   int64_t id = 0;
@@ -206,6 +218,20 @@ class Store {
   int64_t SaveAction(const Action& a, const AuditEntry& audit, std::string* error);
   // An audit row about no particular action (or an existing one). Returns its id or 0.
   int64_t InsertAudit(const AuditEntry& e, std::string* error);
+
+  // Configuration versions (store_config.cc). ActivateConfig makes `v` the active version in one
+  // transaction with its audit row: inserted when new (seq assigned), or re-activated when the
+  // version is already stored (a rollback); the previously active one becomes `previous_state`
+  // (superseded or rolled_back). Returns the seq, 0 on error.
+  int64_t ActivateConfig(const ConfigVersion& v, const std::string& previous_state,
+                         const AuditEntry& audit, std::string* error);
+  std::optional<ConfigVersion> ActiveConfig();
+  std::optional<ConfigVersion> FindConfig(const std::string& version);
+  // The version that was active before the active one (the rollback target): the newest
+  // superseded version older than the active one.
+  std::optional<ConfigVersion> PreviousConfig();
+  // Newest first, documents left out.
+  std::vector<ConfigVersion> ConfigHistory(size_t limit);
   std::optional<Action> GetAction(int64_t id);
   // Newest first; `state` empty = every state.
   std::vector<Action> Actions(const std::string& state, size_t limit);
@@ -217,6 +243,8 @@ class Store {
   bool UpdateActionCounters(std::span<const ActionCounters> counters, int64_t read_ns,
                             std::string* error);
 
+  // A pushed configuration's retention (takes effect at the next ApplyRetention).
+  void SetRetention(int days, uint64_t max_bytes);
   // Deletes events and breaches older than retention_days before `now_ns` (0: the newest stored
   // event's packet time, so replayed old captures are not wiped by the wall clock), then, when
   // max_bytes is set, the oldest events until the database's used pages fit, and returns freed

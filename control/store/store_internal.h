@@ -112,6 +112,9 @@ struct Store::Impl {
   void ReadEvent(const Stmt& s, StoredEvent* e);
 };
 
+// One row of respond_audit (store_respond.cc), inside the caller's transaction.
+bool InsertAuditRow(Store::Impl& m, const AuditEntry& e, int64_t action_id);
+
 // Commits the transaction `body` runs in with a full fsync of the WAL, whatever happens (a
 // savepoint of the caller's batch when one is open, made durable by CommitBatch).
 template <typename F>

@@ -51,6 +51,8 @@ void ReadAudit(const Stmt& s, AuditEntry* e) {
 
 int64_t Limit(size_t limit) { return static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)); }
 
+}  // namespace
+
 bool InsertAuditRow(Store::Impl& m, const AuditEntry& e, int64_t action_id) {
   Stmt* s = m.Prepare(
       "INSERT INTO respond_audit(ts_ns, who, action_id, op, detail) VALUES(?1,?2,?3,?4,?5)");
@@ -67,8 +69,6 @@ bool InsertAuditRow(Store::Impl& m, const AuditEntry& e, int64_t action_id) {
   s->Bind(5, std::string_view(e.detail));
   return s->Step() == SQLITE_DONE;
 }
-
-}  // namespace
 
 int64_t Store::SaveAction(const Action& a, const AuditEntry& audit, std::string* error) {
   Impl& m = *impl_;

@@ -15,7 +15,7 @@
 namespace vigil::dp {
 namespace {
 
-constexpr size_t kMaxLine = 1 << 20;
+constexpr size_t kMaxLine = 16 << 20;  // a pushed configuration may carry its rules inline
 constexpr size_t kMaxClients = 16;
 constexpr size_t kMaxOut = 8 << 20;  // a client that reads nothing is dropped past this
 
@@ -126,7 +126,7 @@ void CommandServer::ReadFrom(Client* c) {
       }
       c->in.erase(0, start);
       if (c->in.size() > kMaxLine) {
-        c->out += Response(0, false, ErrorBody("request line longer than 1 MiB"));
+        c->out += Response(0, false, ErrorBody("request line longer than 16 MiB"));
         c->in.clear();
         c->closing = true;
         return;

@@ -2,8 +2,9 @@
 // and get one JSON response line each (docs/respond.md gives the protocol, version 1).
 //
 // Served by the main thread's loop through Poll(): non-blocking accept, read and write, so a slow
-// or stuck client can never hold up event export or housekeeping. Requests are bounded (1 MiB per
-// line; a longer line closes the connection after an error response) and so are clients (16).
+// or stuck client can never hold up event export or housekeeping. Requests are bounded (16 MiB per
+// line, for pushed configurations with inline rules; a longer line closes the connection after an
+// error response) and so are clients (16).
 //
 // Threads: everything on the main thread. The handler runs there too and may allocate.
 #pragma once

@@ -226,6 +226,7 @@ struct BridgeEnd {
 
 class Parser {
  public:
+  const std::string& file() const { return file_; }
   explicit Parser(std::string file) : file_(std::move(file)) {}
 
   void Error(Loc loc, const std::string& field, std::string message) {
@@ -395,16 +396,20 @@ class ConfigLoader {
  public:
   explicit ConfigLoader(const std::string& file) : p_(file) { config_.source_file = file; }
 
-  ConfigResult Load(const std::string& yaml) {
+  // `key` non-empty: the configuration is the value of that top-level key of the document.
+  ConfigResult Load(const std::string& yaml, const std::string& key = "") {
     try {
       std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
       if (docs.empty() || docs[0].IsNull()) {
         p_.Error({}, "", "empty configuration");
+      } else if (!key.empty() && (!docs[0].IsMap() || !docs[0][key])) {
+        p_.Error(LocOf(docs[0].Mark()), key, "required key missing");
       } else {
         if (docs.size() > 1) {
           p_.Error(LocOf(docs[1].Mark()), "", "more than one YAML document; expected one");
         }
-        const Item root{docs[0], "", LocOf(docs[0].Mark())};
+        const YAML::Node node = key.empty() ? docs[0] : docs[0][key];
+        const Item root{node, key, LocOf(node.Mark())};
         if (!root.node.IsMap()) {
           p_.Error(root.loc, "", "expected a map of sections, got " + Describe(root.node));
         } else {
@@ -990,6 +995,15 @@ class ConfigLoader {
                           if (auto v = p_.String(e)) d.rules.push_back(*v);
                         }
                       }},
+                     {"inline",
+                      [&](const Item& i) {
+                        if (auto v = p_.String(i)) {
+                          d.inline_rules = *v;
+                          d.inline_file = p_.file();
+                          // A block scalar (`inline: |`) starts on the line after its key.
+                          d.inline_line = i.loc.line + (v->find('\n') != std::string::npos);
+                        }
+                      }},
                      {"vars", path(&d.vars)},
                      {"classification", path(&d.classification)},
                      {"cache_dir", path(&d.cache_dir)},
@@ -1056,7 +1070,8 @@ class ConfigLoader {
 
   // Checks that need more than one key; positions keep the final list in document order.
   void CrossCheck() {
-    if (config_.detect.enabled && config_.detect.rules.empty()) {
+    if (config_.detect.enabled && config_.detect.rules.empty() &&
+        config_.detect.inline_rules.empty()) {
       p_.Error(detect_enabled_item_.loc, "detect.rules",
                "detect is enabled but lists no rule files");
     }
@@ -1200,6 +1215,21 @@ ConfigResult LoadConfigString(const std::string& yaml, const std::string& name) 
   return ConfigLoader(name).Load(yaml);
 }
 
+namespace {
+
+// detect paths are relative to the config file, so a config and its rules move together.
+void ResolveDetectPaths(const std::string& dir, DetectConfig* d) {
+  auto resolve = [&](std::string* p) {
+    if (!p->empty() && p->front() != '/') *p = dir + *p;
+  };
+  for (std::string& r : d->rules) resolve(&r);
+  resolve(&d->vars);
+  resolve(&d->classification);
+  resolve(&d->cache_dir);
+}
+
+}  // namespace
+
 ConfigResult LoadConfigFile(const std::string& path) {
   std::string text;
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -1219,19 +1249,68 @@ ConfigResult LoadConfigFile(const std::string& path) {
   }
   ConfigResult result = LoadConfigString(text, path);
   if (result.config) {
-    // detect paths are relative to the config file, so a config and its rules move together.
     const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    DetectConfig& d = result.config->detect;
-    auto resolve = [&](std::string* p) {
-      if (!p->empty() && p->front() != '/') *p = dir + *p;
-    };
-    for (std::string& r : d.rules) resolve(&r);
-    resolve(&d.vars);
-    resolve(&d.classification);
-    resolve(&d.cache_dir);
+    ResolveDetectPaths(slash == std::string::npos ? "" : path.substr(0, slash + 1),
+                       &result.config->detect);
   }
   return result;
+}
+
+ConfigResult LoadConfigSection(const std::string& yaml, const std::string& name,
+                               const std::string& key, const std::string& base_dir) {
+  ConfigResult result = ConfigLoader(name).Load(yaml, key);
+  if (result.config) {
+    std::string dir = base_dir;
+    if (!dir.empty() && dir.back() != '/') dir += '/';
+    ResolveDetectPaths(dir, &result.config->detect);
+  }
+  return result;
+}
+
+std::vector<std::string> RestartOnlyChanges(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  auto check = [&](bool same, const char* field) {
+    if (!same) out.emplace_back(field);
+  };
+  check(a.sensor_name == b.sensor_name, "sensor.name");
+  check(a.file_prefix == b.file_prefix && a.hugepages == b.hugepages &&
+            a.memory_mb == b.memory_mb && a.main_lcore == b.main_lcore &&
+            a.log_level == b.log_level,
+        "eal");
+  check(a.ports == b.ports, "ports");
+  check(a.bridges == b.bridges, "bridges");
+  check(a.worker_lcores == b.worker_lcores && a.mbufs_per_worker == b.mbufs_per_worker &&
+            a.tx_flush_us == b.tx_flush_us && a.stats_interval_s == b.stats_interval_s,
+        "workers");
+  check(a.flow == b.flow, "flow");
+  check(a.app_layer.enabled == b.app_layer.enabled &&
+            a.app_layer.parser_pools == b.app_layer.parser_pools,
+        "app_layer");
+  check(a.app_layer.midstream == b.app_layer.midstream &&
+            a.app_layer.sessions == b.app_layer.sessions &&
+            a.app_layer.segment_slots == b.app_layer.segment_slots &&
+            a.app_layer.reassembly == b.app_layer.reassembly,
+        "stream");
+  check(a.defrag == b.defrag, "defrag");
+  check(a.exception_policy == b.exception_policy &&
+            a.app_layer.stream_memcap == b.app_layer.stream_memcap,
+        "exception_policy");
+  check(a.eve_enabled == b.eve_enabled && a.eve_path == b.eve_path &&
+            a.event_ring_mb == b.event_ring_mb && a.control_enabled == b.control_enabled &&
+            a.control_socket == b.control_socket &&
+            a.control_journal_dir == b.control_journal_dir &&
+            a.control_journal_mb == b.control_journal_mb && a.app_layer.files == b.app_layer.files,
+        "outputs");
+  check(a.commands_enabled == b.commands_enabled && a.commands_socket == b.commands_socket,
+        "commands");
+  check(a.history == b.history, "history");
+  // A setting added to Config but not to the list above still counts as restart-only.
+  Config hot = a;
+  hot.source_file = b.source_file;
+  hot.detect = b.detect;
+  hot.never_block = b.never_block;
+  if (out.empty() && !(hot == b)) out.emplace_back("(a setting not listed above)");
+  return out;
 }
 
 // Port ids: DPDK probes every bus but the vdev bus first (PCI devices in bus-address order,

@@ -33,11 +33,15 @@ struct PortConfig {
   bool is_pci = false;  // derived from `device`
   uint16_t rx_desc = 1024;
   uint16_t tx_desc = 1024;
+
+  bool operator==(const PortConfig&) const = default;
 };
 
 struct BridgeConfig {
   std::string a;  // port names
   std::string b;
+
+  bool operator==(const BridgeConfig&) const = default;
 };
 
 // Seconds of inactivity before a flow is ended. `new`: only the initiator has sent;
@@ -52,6 +56,8 @@ struct FlowTimeouts {
   uint32_t icmp_established = 300;
   uint32_t other_new = 30;
   uint32_t other_established = 300;
+
+  bool operator==(const FlowTimeouts&) const = default;
 };
 
 struct FlowConfig {
@@ -71,6 +77,8 @@ struct FlowConfig {
                                   .icmp_established = 100,
                                   .other_new = 10,
                                   .other_established = 100};
+
+  bool operator==(const FlowConfig&) const = default;
 };
 
 // outputs.files: extraction of files carried by SMB reads and writes. The workers tap the SMB
@@ -84,6 +92,8 @@ struct FilesConfig {
   // Name endings to extract, lower case without the leading dot ("exe", "job", "tar.gz"); empty:
   // every file. Other files get a `fileinfo` event but no data leaves the worker.
   std::vector<std::string> extensions;
+
+  bool operator==(const FilesConfig&) const = default;
 };
 
 // The session layer: TCP reassembly and application-layer parsing (stream/session.h).
@@ -102,6 +112,8 @@ struct AppLayerConfig {
   std::vector<std::pair<std::string, uint32_t>> parser_pools;
   ExceptionPolicy stream_memcap = ExceptionPolicy::kPassFlow;
   FilesConfig files;  // outputs.files (here because the workers apply its limits)
+
+  bool operator==(const AppLayerConfig&) const = default;
 };
 
 // IP defragmentation (stream/defrag.h). The hash seed is derived from flow.hash_seed per worker.
@@ -113,6 +125,8 @@ struct DefragSettings {
                       .max_fragments = 64,
                       .timeout_ns = 60'000'000'000ull,
                       .hash_seed = 0};
+
+  bool operator==(const DefragSettings&) const = default;
 };
 
 // detect: the signature engine (rules/, docs/rules.md). Paths are resolved against the config
@@ -123,6 +137,14 @@ struct DetectConfig {
   std::string vars;                // Suricata-style vars YAML; empty: the built-in defaults
   std::string classification;      // classification.config; empty: none (category stays empty)
   std::string cache_dir;           // compiled-database cache; empty: compile at every start
+  // detect.inline: rules written in the configuration itself (a pushed configuration carries
+  // its rules this way), loaded after the files. `inline_file` and `inline_line` (1-based line
+  // of the first rule line) place rejections in the document.
+  std::string inline_rules;
+  std::string inline_file;
+  int inline_line = 0;
+
+  bool operator==(const DetectConfig&) const = default;
 };
 
 struct ExceptionPolicies {
@@ -130,6 +152,8 @@ struct ExceptionPolicies {
   // A fragment that cannot be held (no tracker or pool slot): drop-* drops it, pass-* forwards it
   // uninspected.
   ExceptionPolicy defrag_memcap = ExceptionPolicy::kPassPacket;
+
+  bool operator==(const ExceptionPolicies&) const = default;
 };
 
 struct Config {
@@ -180,6 +204,8 @@ struct Config {
   // Packet history (docs/evidence.md): what every worker forwarded, in a memory ring per worker
   // and optionally spooled to disk; exported as pcap through the command socket.
   HistoryConfig history{.enabled = true, .memory_mb_per_worker = 32};
+
+  bool operator==(const Config&) const = default;
 };
 
 struct ConfigError {
@@ -198,6 +224,17 @@ struct ConfigResult {
 
 ConfigResult LoadConfigFile(const std::string& path);
 ConfigResult LoadConfigString(const std::string& yaml, const std::string& name = "<string>");
+
+// The dataplane section of a larger document (a configuration pushed by control,
+// docs/operations.md "Configuration push"): `yaml`'s top-level map key `key` is read as a whole
+// vigil.yaml. Errors carry the document's own lines and fields prefixed with `key`. Relative
+// detect paths are resolved against `base_dir` (the directory of the running config file).
+ConfigResult LoadConfigSection(const std::string& yaml, const std::string& name,
+                               const std::string& key, const std::string& base_dir);
+
+// The settings that differ between `running` and `next` and can only change with a restart
+// (everything but detect and respond.never_block), as dotted field names in document order.
+std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next);
 
 // EAL argv derived from a validated config (argv[0] included), followed by `extra` verbatim.
 std::vector<std::string> BuildEalArgs(const Config& config, const std::string& argv0,

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "dataplane/app/config_push.h"
 #include "dataplane/app/privileges.h"
 #include "dataplane/capture/history_filter.h"
 #include "dataplane/verdict/block_json.h"
@@ -96,19 +97,22 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
 
   // The signature engine, before anything else is set up: a rule set that does not build is a
   // start-up error, and compiling it can take seconds.
+  std::shared_ptr<const DetectSnapshot> rule_set;
   if (config.detect.enabled) {
     DetectLoad load = LoadDetector(config.detect);
     std::fprintf(stderr, "vigil-dataplane: detect: %s\n", load.summary.c_str());
     if (load.detector == nullptr) return load.error;
-    const rules::DetectorStats& st = load.stats;
-    std::fprintf(stderr,
-                 "vigil-dataplane: detect: %zu rules (%zu prefiltered, %zu always checked), %zu "
-                 "fast patterns in %zu databases, %zu dropped, %s in %.0f ms\n",
-                 st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.dropped.size(),
-                 st.from_cache ? "loaded from cache" : "compiled", st.build_ms);
-    detector_ = std::move(load.detector);
-    rules_loaded_ = detector_->size();
+    PrintDetectStats(load.stats);
+    detect_stats_ = load.stats;
+    detect_summary_ = load.summary;
+    std::string serr;
+    rule_set = MakeDetectSnapshot(std::move(load.detector), nb_workers, "", &serr);
+    if (rule_set == nullptr) return serr;
   }
+  // Every worker can inspect: a pushed configuration may turn detect on (or change its rules)
+  // at runtime through this publisher.
+  detects_ = std::make_unique<RcuPublisher<DetectSnapshot>>(static_cast<unsigned>(nb_workers));
+  if (rule_set != nullptr) detects_->Publish(std::move(rule_set), 0);
 
   // Per worker, on the worker's NUMA node: mempool, event ring, flow table memory.
   for (size_t w = 0; w < nb_workers; ++w) {
@@ -222,12 +226,7 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
         config.defrag.enabled ? std::optional<DefragConfig>(config.defrag.defrag) : std::nullopt,
         defrag_memory_[w], seed + 0x9e3779b97f4a7c15ull * w, flow_memory_[w], std::move(queues),
         static_cast<uint16_t>(ports_.size()), rings_[w].get(), &worker_stop_));
-    if (detector_ != nullptr) {
-      std::string serr;
-      std::unique_ptr<rules::Scratch> scratch = detector_->NewScratch(&serr);
-      if (scratch == nullptr) return "detect: cannot allocate Hyperscan scratch: " + serr;
-      workers_.back()->EnableDetect(detector_, std::move(scratch));
-    }
+    workers_.back()->EnableDetect(detects_.get());
   }
   if (config.history.enabled) {
     const HistoryConfig& hc = config.history;
@@ -363,7 +362,9 @@ void Dataplane::Run(std::atomic<bool>* stop) {
     if (commands_ != nullptr) {
       n += commands_->Poll();
       blocks_->Reclaim();
+      ReapStagedConfig();
     }
+    detects_->Reclaim();
     const auto now = std::chrono::steady_clock::now();
     if (spool_ != nullptr && now - last_spool > std::chrono::milliseconds(10)) {
       spool_->Spool();
@@ -418,12 +419,14 @@ void Dataplane::Run(std::atomic<bool>* stop) {
 bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std::string* result,
                               std::string* error) {
   if (op == "hello") {
-    const std::shared_ptr<const BlockTable>& t = blocks_->table();
+    const std::shared_ptr<const BlockTable>& t = blocks_->snapshot();
     *result = "\"boot_id\":\"" + boot_id_ + "\",\"sensor\":";
     AppendJsonString(result, config_.sensor_name);
     *result += ",\"pid\":" + std::to_string(getpid()) +
                ",\"block_generation\":" + std::to_string(blocks_->generation()) +
-               ",\"block_entries\":" + std::to_string(t ? t->entries().size() : 0);
+               ",\"block_entries\":" + std::to_string(t ? t->entries().size() : 0) +
+               ",\"config_version\":";
+    AppendJsonString(result, config_version_);
     return true;
   }
   if (op == "block.set") {
@@ -437,7 +440,7 @@ bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std:
     if (t == nullptr) return false;
     // Drops counted by a worker still on the old table after this copy are lost to the count
     // (the packet is dropped all the same); the window is one worker loop pass.
-    if (blocks_->table() != nullptr) t->InheritCounters(*blocks_->table());
+    if (blocks_->snapshot() != nullptr) t->InheritCounters(*blocks_->snapshot());
     blocks_->Publish(std::move(t), r.generation);
     timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -449,16 +452,19 @@ bool Dataplane::HandleCommand(const std::string& op, const YAML::Node& req, std:
     return true;
   }
   if (op == "block.get") {
-    *result = BlockTableJson(blocks_->table().get(), blocks_->generation()) +
+    *result = BlockTableJson(blocks_->snapshot().get(), blocks_->generation()) +
               ",\"published_ns\":" + std::to_string(block_published_ns_);
     return true;
   }
   if (op == "history.export") return HistoryExport(req, result, error);
+  if (op.rfind("config.", 0) == 0) return ConfigCommand(op, req, result, error);
   if (op == "counters") {
     *result = "\"counters\":" + CountersJson();
     return true;
   }
-  *error = "unknown op \"" + op + "\" (hello, block.set, block.get, history.export, counters)";
+  *error = "unknown op \"" + op +
+           "\" (hello, block.set, block.get, history.export, counters, config.get, "
+           "config.stage, config.status, config.commit)";
   return false;
 }
 
@@ -545,6 +551,14 @@ uint64_t Dataplane::flows_created() const {
   uint64_t n = 0;
   for (const auto& w : workers_) n += w->counters().flows_created.Get();
   return n;
+}
+
+void Dataplane::PrintDetectStats(const rules::DetectorStats& st) {
+  std::fprintf(stderr,
+               "vigil-dataplane: detect: %zu rules (%zu prefiltered, %zu always checked), %zu "
+               "fast patterns in %zu databases, %zu dropped, %s in %.0f ms\n",
+               st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.dropped.size(),
+               st.from_cache ? "loaded from cache" : "compiled", st.build_ms);
 }
 
 void Dataplane::PrintStats(double elapsed_s) const {
@@ -697,9 +711,10 @@ std::string Dataplane::CountersJson() const {
       AppendKV(&o, "records_dropped", c.files_records_dropped.Get());
       AppendKV(&o, "evicted", c.files_evicted.Get());
     }
-    if (detector_ != nullptr) {
+    if (detects_->publishes() > 0) {
       o += "},\"detect\":{";
-      AppendKV(&o, "inspected", c.detect_inspected.Get(), false);
+      AppendKV(&o, "rule_set_switches", c.detect_reloads.Get(), false);
+      AppendKV(&o, "inspected", c.detect_inspected.Get());
       AppendKV(&o, "alerts", c.detect_alerts.Get());
       AppendKV(&o, "alerts_lost", c.detect_alerts_lost.Get());
     }
@@ -758,7 +773,7 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "reconnects", c.reconnects);
     o += "}";
   }
-  if (detector_ != nullptr) {
+  if (const auto& rule_set = detects_->snapshot(); rule_set != nullptr) {
     uint64_t inspected = 0, alerts = 0, lost = 0;
     for (const auto& w : workers_) {
       inspected += w->counters().detect_inspected.Get();
@@ -766,8 +781,10 @@ std::string Dataplane::CountersJson() const {
       lost += w->counters().detect_alerts_lost.Get();
     }
     o += ",\"detect\":{";
-    AppendKV(&o, "rules_loaded", rules_loaded_, false);
-    AppendKV(&o, "rules_dropped", detector_->stats().dropped.size());
+    AppendKV(&o, "rules_loaded", rule_set->detector->size(), false);
+    AppendKV(&o, "rules_dropped", detect_stats_.dropped.size());
+    AppendKV(&o, "rule_sets_published", detects_->publishes());
+    AppendKV(&o, "rule_sets_retired_pending", detects_->retired());
     AppendKV(&o, "inspected", inspected);
     AppendKV(&o, "alerts", alerts);
     AppendKV(&o, "alerts_lost", lost);
@@ -780,7 +797,7 @@ std::string Dataplane::CountersJson() const {
       resets += w->counters().resets_sent.Get();
       failed += w->counters().resets_failed.Get();
     }
-    const std::shared_ptr<const BlockTable>& t = blocks_->table();
+    const std::shared_ptr<const BlockTable>& t = blocks_->snapshot();
     o += ",\"respond\":{";
     AppendKV(&o, "block_generation", blocks_->generation(), false);
     AppendKV(&o, "block_entries", t ? t->entries().size() : 0);

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ class Dataplane {
  public:
   Dataplane();
   ~Dataplane();
+
+  // The configuration as its file says, before command-line overrides, and the directory
+  // relative paths in it are resolved against: a pushed configuration (docs/operations.md) may
+  // differ from it only in what can change at runtime. Without it, Init's config is the base.
+  void SetBaseConfig(const Config& file_config, std::string base_dir);
 
   // `ports` must already be probed by EAL (vdevs from --vdev, PCI devices, or ethdevs a test
   // created); they are matched by the device name in each PortConfig. Returns "" or an error.
@@ -65,6 +71,14 @@ class Dataplane {
   bool HandleCommand(const std::string& op, const YAML::Node& req, std::string* result,
                      std::string* error);
   void PrintStats(double elapsed_s) const;
+  static void PrintDetectStats(const rules::DetectorStats& st);
+  // Configuration push (config_push.cc): config.get, config.stage, config.status, config.commit.
+  struct StagedConfig;
+  bool ConfigCommand(const std::string& op, const YAML::Node& req, std::string* result,
+                     std::string* error);
+  void StagedStatusJson(std::string* result) const;
+  // Joins a finished loading thread (main loop; never waits for one still building).
+  void ReapStagedConfig();
 
   Config config_;
   RunOptions options_;
@@ -78,9 +92,18 @@ class Dataplane {
   EveWriter eve_;
   std::unique_ptr<ChannelClient> channel_;  // events to vigil-control, when outputs.control is on
   std::unique_ptr<FileStore> files_;        // outputs.files: extracted files and fileinfo events
-  // detect: the rule set every worker inspects with (each holds a reference and its own scratch).
-  // Reload will publish a new one through an RCU pointer; this slice loads once at start-up.
-  std::shared_ptr<const rules::Detector> detector_;
+  // detect: the rule set the workers inspect with (a Detector and one scratch per worker),
+  // published through RCU; a pushed configuration replaces it without stopping them.
+  std::unique_ptr<RcuPublisher<DetectSnapshot>> detects_;
+  rules::DetectorStats detect_stats_;  // of the rule set in force
+  std::string detect_summary_;
+  // Configuration push: the base (file) configuration, the running version and the one being
+  // staged by a loading thread.
+  std::optional<Config> base_config_;
+  std::string base_dir_;
+  std::string config_version_;  // "" until a configuration is pushed
+  uint64_t config_generation_ = 0;
+  std::unique_ptr<StagedConfig> staged_;
   // Respond: the block table the workers check (RCU) and the command socket that replaces it.
   std::unique_ptr<BlockPublisher> blocks_;
   std::unique_ptr<CommandServer> commands_;
@@ -93,7 +116,6 @@ class Dataplane {
   std::unique_ptr<HistorySpool> spool_;
   uint64_t exports_ = 0;
   bool HistoryExport(const YAML::Node& req, std::string* result, std::string* error);
-  size_t rules_loaded_ = 0;
   uint64_t latest_packet_ns_ = 0;  // newest packet time seen on the rings (file timeouts)
   std::atomic<bool> worker_stop_{false};
   std::atomic<unsigned> workers_done_{0};

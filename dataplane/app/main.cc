@@ -196,6 +196,10 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     vigil::dp::Dataplane dp;
+    // Pushed configurations are compared with the file's settings, not with the overrides.
+    const size_t slash = config_path.rfind('/');
+    dp.SetBaseConfig(*loaded.config,
+                     slash == std::string::npos ? "." : config_path.substr(0, slash));
     const std::string err = dp.Init(config, options);
     if (!err.empty()) {
       std::fprintf(stderr, "vigil-dataplane: %s\n", err.c_str());

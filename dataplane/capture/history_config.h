@@ -21,6 +21,8 @@ struct HistoryConfig {
   std::string dir = "/var/lib/vigil/history";  // segment directory (created when missing)
   uint32_t segment_mb = 64;  // one pcap segment file per worker rotates at this size
   uint32_t disk_mb = 10240;  // all segments together; the oldest are deleted first
+
+  bool operator==(const HistoryConfig&) const = default;
 };
 
 // "" or what is wrong, naming the field (for the config loader, which adds file and line).

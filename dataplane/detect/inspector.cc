@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -35,7 +36,17 @@ DetectLoad LoadDetector(const DetectConfig& config) {
     cls = &classification;
   }
   rules::LoadResult loaded = rules::LoadRules(config.rules, vars, cls);
+  if (!config.inline_rules.empty()) {
+    // Padded with the lines before it, so that rejections name the line of the document the
+    // rules were written in (a pushed configuration's detect.inline block).
+    const std::string text =
+        std::string(static_cast<size_t>(std::max(0, config.inline_line - 1)), '\n') +
+        config.inline_rules;
+    rules::LoadRulesText(text, config.inline_file.empty() ? "detect.inline" : config.inline_file,
+                         vars, cls, &loaded);
+  }
   out.summary = rules::Summary(loaded);
+  out.rejections = loaded.rejections;
   if (!loaded.errors.empty()) {
     out.error = "detect.rules: " + loaded.errors.front();
     return out;
@@ -45,6 +56,34 @@ DetectLoad LoadDetector(const DetectConfig& config) {
       rules::Detector::Build(std::move(loaded.rules), &err, &out.stats, config.cache_dir);
   if (out.detector == nullptr) out.error = "detect: cannot build the rule databases: " + err;
   return out;
+}
+
+std::vector<const rules::Rejection*> RejectsForPush(const DetectLoad& load) {
+  std::vector<const rules::Rejection*> out;
+  for (const rules::Rejection& r : load.rejections) {
+    if (r.kind == rules::RejectKind::kInvalid || r.kind == rules::RejectKind::kDuplicate) {
+      out.push_back(&r);
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const DetectSnapshot> MakeDetectSnapshot(
+    std::shared_ptr<const rules::Detector> detector, size_t workers, std::string version,
+    std::string* error) {
+  auto s = std::make_shared<DetectSnapshot>();
+  s->version = std::move(version);
+  for (size_t i = 0; i < workers; ++i) {
+    std::string e;
+    std::unique_ptr<rules::Scratch> scratch = detector->NewScratch(&e);
+    if (scratch == nullptr) {
+      *error = "detect: cannot allocate Hyperscan scratch: " + e;
+      return nullptr;
+    }
+    s->scratches.push_back(std::move(scratch));
+  }
+  s->detector = std::move(detector);
+  return s;
 }
 
 rules::Protocol RuleProtocol(uint8_t app_proto) noexcept {
@@ -66,26 +105,59 @@ rules::Protocol RuleProtocol(uint8_t app_proto) noexcept {
   }
 }
 
+Inspector::Inspector(uint32_t flow_capacity, uint16_t worker, EventRing* ring)
+    : worker_(worker), ring_(ring) {
+  const size_t n = size_t{flow_capacity == 0 ? 1 : flow_capacity};
+  bits_bytes_ = sizeof(rules::FlowBits) * n;
+  gen_bytes_ = sizeof(uint32_t) * n;
+  // Anonymous pages are zero (every flow starts with no bits, generation 0) and land on the node
+  // of the worker that first touches them.
+  void* p = mmap(nullptr, bits_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  void* g = mmap(nullptr, gen_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (g == MAP_FAILED) {
+    munmap(p, bits_bytes_);
+    throw std::bad_alloc();
+  }
+  static_assert(std::is_trivially_copyable_v<rules::FlowBits>);
+  bits_ = static_cast<rules::FlowBits*>(p);
+  bits_gen_ = static_cast<uint32_t*>(g);
+}
+
 Inspector::Inspector(std::shared_ptr<const rules::Detector> detector,
                      std::unique_ptr<rules::Scratch> scratch, uint32_t flow_capacity,
                      uint16_t worker, EventRing* ring)
-    : detector_(std::move(detector)), scratch_(std::move(scratch)), worker_(worker), ring_(ring) {
-  bits_bytes_ = sizeof(rules::FlowBits) * size_t{flow_capacity == 0 ? 1 : flow_capacity};
-  // Anonymous pages are zero (every flow starts with no bits) and land on the node of the worker
-  // that first touches them.
-  void* p = mmap(nullptr, bits_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  static_assert(std::is_trivially_copyable_v<rules::FlowBits>);
-  bits_ = static_cast<rules::FlowBits*>(p);
+    : Inspector(flow_capacity, worker, ring) {
+  auto s = std::make_shared<DetectSnapshot>();
+  s->detector = std::move(detector);
+  s->scratches.resize(size_t{worker} + 1);
+  s->scratches[worker] = std::move(scratch);
+  owned_ = std::move(s);
+  Use(owned_.get());
 }
 
 Inspector::~Inspector() {
   if (bits_ != nullptr) munmap(bits_, bits_bytes_);
+  if (bits_gen_ != nullptr) munmap(bits_gen_, gen_bytes_);
+}
+
+void Inspector::Use(const DetectSnapshot* snapshot) noexcept {
+  snapshot_ = snapshot;
+  detector_ = nullptr;
+  scratch_ = nullptr;
+  if (snapshot != nullptr && snapshot->detector != nullptr &&
+      worker_ < snapshot->scratches.size() && snapshot->scratches[worker_] != nullptr) {
+    detector_ = snapshot->detector.get();
+    scratch_ = snapshot->scratches[worker_].get();
+  }
+  // Flowbit numbers belong to a rule set: bits set under the previous one are dropped.
+  if (++gen_ == 0) gen_ = 1;  // after 2^32 switches; 0 is reserved for never-used entries
+  ++switches_;
 }
 
 uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
                              std::span<const uint8_t> frame, uint64_t now_ns) noexcept {
-  if (meta.payload_len == 0 || meta.payload_offset == 0 ||
+  if (detector_ == nullptr || meta.payload_len == 0 || meta.payload_offset == 0 ||
       size_t{meta.payload_offset} + meta.payload_len > frame.size()) {
     return 0;
   }
@@ -116,6 +188,7 @@ uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const
   p.payload_size = meta.payload_len;
   p.ts_ns = static_cast<int64_t>(now_ns);
 
+  if (bits_gen_[flow_index] != gen_) ResetFlow(flow_index);
   ++counters_.inspected;
   const size_t n =
       detector_->Inspect(p, buffers_, &bits_[flow_index], *scratch_, std::span<uint32_t>(alerts_));

@@ -3,9 +3,11 @@
 // Detector over the payload of every TCP/UDP packet of a tracked flow and puts one EVE `alert`
 // record (kEventApp, event_type "alert") on the worker's event ring per alert.
 //
-// Threads: LoadDetector runs on the main thread at start-up (reads files, compiles Hyperscan
-// databases: may take seconds). An Inspector belongs to one worker: OnPacket never blocks and
-// never allocates; its scratch and per-flow FlowBits are allocated when it is built.
+// Threads: LoadDetector runs on the main thread at start-up, or on a loading thread for a pushed
+// configuration (reads files, compiles Hyperscan databases: may take seconds). An Inspector
+// belongs to one worker: OnPacket never blocks and never allocates; its per-flow FlowBits are
+// allocated when it is built, and each rule set comes as a DetectSnapshot with one scratch per
+// worker, published through RCU (rcu/rcu_publisher.h) and switched to between bursts with Use().
 //
 // DPDK-free, so it is unit-tested with plain packets.
 #pragma once
@@ -14,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "dataplane/app/config.h"
 #include "dataplane/export/event_ring.h"
@@ -21,6 +24,7 @@
 #include "dataplane/packet/decoder.h"
 #include "dataplane/proto/json_writer.h"
 #include "rules/engine/detect.h"
+#include "rules/lang/rule_parser.h"
 
 namespace vigil::dp {
 
@@ -29,7 +33,30 @@ struct DetectLoad {
   std::string summary;                              // "N loaded, M rejected: ..." (loader.h)
   rules::DetectorStats stats;
   std::string error;  // unreadable file, bad vars/classification, database build failure
+  // Every rule that was not loaded (the summary counts them by reason). A configuration push
+  // refuses a rule set with invalid or duplicate rules (RejectsForPush).
+  std::vector<rules::Rejection> rejections;
 };
+
+// The rejections a configuration push refuses: rules that are invalid (bad syntax or value, a
+// semantic conflict) or duplicate a gid:sid. Rules using keywords vigil does not implement, or
+// a pcre Hyperscan cannot take, are valid Suricata rules: they are skipped and counted, as at
+// start-up, so that feeds such as ET Open can be pushed as they are.
+std::vector<const rules::Rejection*> RejectsForPush(const DetectLoad& load);
+
+// A rule set as the workers use it: the Detector and one Hyperscan scratch per worker (indexed by
+// worker id), built together off the workers and published as one immutable snapshot.
+struct DetectSnapshot {
+  std::shared_ptr<const rules::Detector> detector;
+  std::vector<std::unique_ptr<rules::Scratch>> scratches;
+  std::string version;  // the configuration version it came with ("" at start-up)
+};
+
+// Builds the snapshot for `workers` workers from a loaded Detector. nullptr with *error when a
+// scratch cannot be allocated.
+std::shared_ptr<const DetectSnapshot> MakeDetectSnapshot(
+    std::shared_ptr<const rules::Detector> detector, size_t workers, std::string version,
+    std::string* error);
 
 // Loads config.rules (with config.vars, else the built-in defaults, and config.classification)
 // and builds the Detector (cached in config.cache_dir when set). Main thread, start-up.
@@ -50,9 +77,12 @@ class Inspector {
   // of the same packet are not reported.
   static constexpr size_t kMaxAlertsPerPacket = 16;
 
-  // `scratch`: from detector->NewScratch(). `flow_capacity`: the worker's flow table capacity
-  // (one FlowBits per entry, 32 bytes, mapped untouched so the worker's first touch places it).
-  // `ring` may be nullptr (alerts are counted as lost). Start-up; allocates.
+  // Without a rule set until Use(). `flow_capacity`: the worker's flow table capacity (one
+  // FlowBits per entry, 32 bytes, and a 4-byte generation, mapped untouched so that the worker's
+  // first touch places them). `worker` also picks the scratch in each snapshot. `ring` may be
+  // nullptr (alerts are counted as lost). Start-up; allocates.
+  Inspector(uint32_t flow_capacity, uint16_t worker, EventRing* ring);
+  // With one fixed rule set (tests, tools): `scratch` from detector->NewScratch().
   Inspector(std::shared_ptr<const rules::Detector> detector,
             std::unique_ptr<rules::Scratch> scratch, uint32_t flow_capacity, uint16_t worker,
             EventRing* ring);
@@ -60,8 +90,20 @@ class Inspector {
   Inspector(const Inspector&) = delete;
   Inspector& operator=(const Inspector&) = delete;
 
+  // Switches to another rule set (nullptr: none, OnPacket inspects nothing). The snapshot must
+  // stay alive until the worker's next quiescent point after it stops using it (RCU). Flowbits
+  // set under the previous rule set are dropped lazily: a flow's bits count only when their
+  // generation is the current one. Worker thread; never blocks or allocates.
+  void Use(const DetectSnapshot* snapshot) noexcept;
+  const DetectSnapshot* snapshot() const noexcept { return snapshot_; }
+  bool active() const noexcept { return detector_ != nullptr; }
+  uint64_t switches() const noexcept { return switches_; }
+
   // Flow entry `flow_index` starts a new flow: its flowbits are cleared. Worker thread.
-  void ResetFlow(uint32_t flow_index) noexcept { bits_[flow_index].bits.reset(); }
+  void ResetFlow(uint32_t flow_index) noexcept {
+    bits_[flow_index].bits.reset();
+    bits_gen_[flow_index] = gen_;
+  }
 
   // A tracked TCP/UDP packet of `flow` (table entry `flow_index`) travelling in `dir`, after the
   // session layer has run for it (so flow.app_proto is current). `frame` is the whole frame the
@@ -80,13 +122,16 @@ class Inspector {
   void Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
             uint64_t now_ns) noexcept;
 
-  // Reload (not part of this slice): the detector will be read from an atomic pointer published
-  // by the loading thread (RCU, freed after a QSBR grace period), with a scratch prepared for it
-  // before publication; this shared_ptr is the snapshot held until then.
-  std::shared_ptr<const rules::Detector> detector_;
-  std::unique_ptr<rules::Scratch> scratch_;
+  std::shared_ptr<const DetectSnapshot> owned_;  // the fixed rule set of the second constructor
+  const DetectSnapshot* snapshot_ = nullptr;     // the rule set in use (RCU: see Use())
+  const rules::Detector* detector_ = nullptr;
+  rules::Scratch* scratch_ = nullptr;
   rules::FlowBits* bits_ = nullptr;  // flow_capacity entries, by FlowTable::IndexOf
+  uint32_t* bits_gen_ = nullptr;     // the rule-set generation each entry's bits belong to
   size_t bits_bytes_ = 0;
+  size_t gen_bytes_ = 0;
+  uint32_t gen_ = 1;  // bumped by Use(); entries start at 0, so unused entries read as stale
+  uint64_t switches_ = 0;
   uint16_t worker_;
   EventRing* ring_;
   uint64_t pcap_cnt_ = 0;

@@ -97,6 +97,8 @@ struct DefragConfig {
   uint32_t max_fragments = 64;   // fragments per datagram (clamped to 1..65535)
   uint64_t timeout_ns = 60'000'000'000ull;
   uint64_t hash_seed = 0x9e3779b97f4a7c15ull;
+
+  bool operator==(const DefragConfig&) const = default;
 };
 
 struct DefragCounters {

@@ -169,6 +169,8 @@ struct ReassemblyConfig {
   uint32_t max_ahead = 1u << 22;  // an out-of-order segment must end within this of next_seq
                                   // (clamped to 2^30: sequence comparisons need < 2^31)
   uint64_t depth = 0;             // bytes delivered per direction; 0: unlimited
+
+  bool operator==(const ReassemblyConfig&) const = default;
 };
 
 struct ReassemblyCounters {

@@ -91,13 +91,9 @@ Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
       static_cast<uint32_t>(flow_config.capacity / (ticks_per_s ? ticks_per_s : 1)) + 8;
 }
 
-void Worker::EnableDetect(std::shared_ptr<const rules::Detector> detector,
-                          std::unique_ptr<rules::Scratch> scratch) {
-  // Reload is not part of this slice: a new Detector will be published by swapping an atomic
-  // pointer that the worker reads once per burst (RCU, retired after a QSBR grace period), with
-  // its scratch prepared beforehand; until then the worker keeps this snapshot for its lifetime.
-  inspector_ = std::make_unique<Inspector>(std::move(detector), std::move(scratch),
-                                           flows_.capacity(), options_.worker_id, event_ring_);
+void Worker::EnableDetect(RcuPublisher<DetectSnapshot>* detects) {
+  detects_ = detects;
+  inspector_ = std::make_unique<Inspector>(flows_.capacity(), options_.worker_id, event_ring_);
 }
 
 void Worker::Inspect(const FlowLookup& fl, const PacketMeta& meta,
@@ -261,7 +257,7 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
           Drop(q.rx_port_index, m, DropReason::kStreamPolicy);
           continue;
         }
-        if (inspector_ != nullptr) Inspect(fl, b.meta, {data, span_len});
+        if (inspect_) Inspect(fl, b.meta, {data, span_len});
       }
     }
     Stage(tx_index, m);
@@ -330,7 +326,7 @@ bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept {
         SessionManager::Verdict::kForward) {
       return false;
     }
-    if (inspector_ != nullptr) Inspect(fl, dm, dgram);
+    if (inspect_) Inspect(fl, dm, dgram);
   }
   return true;
 }
@@ -505,6 +501,14 @@ uint32_t Worker::PollOnce() noexcept {
     block_table_ = t != nullptr && !t->empty() ? t : nullptr;
     block_wall_ns_ = 0;
   }
+  if (detects_ != nullptr) {
+    const DetectSnapshot* d = detects_->Current();
+    if (d != inspector_->snapshot()) [[unlikely]] {
+      inspector_->Use(d);
+      counters_.detect_reloads.Add(1);
+    }
+    inspect_ = inspector_->active();
+  }
   uint16_t want = kBurst;
   if (options_.replay_pps != 0) [[unlikely]] {
     // Paced replay: no more packets than the rate allows by now (lets a block pushed by control
@@ -534,6 +538,7 @@ uint32_t Worker::PollOnce() noexcept {
     block_table_ = nullptr;
     blocks_->Quiescent(options_.worker_id);  // no table read in this pass is referenced any more
   }
+  if (detects_ != nullptr) detects_->Quiescent(options_.worker_id);
   return total;
 }
 
@@ -551,6 +556,7 @@ void Worker::Run() noexcept {
   // require a run of empty polls before concluding.
   constexpr uint32_t kReplayIdleLimit = 64;
   if (blocks_ != nullptr) blocks_->Online(options_.worker_id);
+  if (detects_ != nullptr) detects_->Online(options_.worker_id);
   while (!stop_->load(std::memory_order_relaxed)) {
     const uint32_t n = PollOnce();
     if (options_.replay) {
@@ -570,6 +576,10 @@ void Worker::Run() noexcept {
     }
   }
   if (blocks_ != nullptr) blocks_->Offline(options_.worker_id);
+  if (detects_ != nullptr) {
+    inspector_->Use(nullptr);  // the snapshot may be freed once this worker is offline
+    detects_->Offline(options_.worker_id);
+  }
   Finish();
 }
 

@@ -125,10 +125,11 @@ struct alignas(64) WorkerCounters {
   Counter detect_alerts;
   Counter detect_alerts_lost;  // alert records lost because the event ring was full
   // Respond: the block table.
-  Counter blocked;        // packets dropped by a block entry (also DropReason::kBlocked per port)
-  Counter resets_sent;    // TCP RSTs injected (two per reset flow: one toward each end)
-  Counter resets_failed;  // an RST not sent: no mbuf, or the TX queue was full
-  Counter block_reloads;  // block tables this worker has picked up
+  Counter blocked;         // packets dropped by a block entry (also DropReason::kBlocked per port)
+  Counter resets_sent;     // TCP RSTs injected (two per reset flow: one toward each end)
+  Counter resets_failed;   // an RST not sent: no mbuf, or the TX queue was full
+  Counter block_reloads;   // block tables this worker has picked up
+  Counter detect_reloads;  // rule sets this worker has switched to
 };
 
 struct WorkerQueue {
@@ -164,11 +165,12 @@ class Worker final : public FlowEndSink {
          std::vector<WorkerQueue> queues, uint16_t nb_ports, EventRing* event_ring,
          const std::atomic<bool>* stop);
 
-  // Turns the signature engine on: every TCP/UDP packet with payload of a tracked flow is
-  // inspected (detect/inspector.h). `scratch` comes from detector->NewScratch(). Start-up only,
-  // before Run(); allocates the per-flow FlowBits.
-  void EnableDetect(std::shared_ptr<const rules::Detector> detector,
-                    std::unique_ptr<rules::Scratch> scratch);
+  // Gives the worker the signature engine: while `detects` publishes a rule set, every TCP/UDP
+  // packet with payload of a tracked flow is inspected with it (detect/inspector.h). The worker
+  // reads the snapshot once per loop pass and reports a quiescent state after it (RCU), so a
+  // pushed rule set takes effect between two bursts. Start-up only, before Run(); allocates the
+  // per-flow FlowBits.
+  void EnableDetect(RcuPublisher<DetectSnapshot>* detects);
 
   // Turns on the per-packet block check against the tables `blocks` publishes (RCU: the worker
   // reads the table once per loop pass and reports a quiescent state after it). Start-up only.
@@ -243,7 +245,9 @@ class Worker final : public FlowEndSink {
   FlowTable flows_;
   EventRing* event_ring_;
   std::unique_ptr<SessionManager> sessions_;
-  std::unique_ptr<Inspector> inspector_;  // null when detect is off
+  std::unique_ptr<Inspector> inspector_;  // null when the dataplane has no signature engine
+  RcuPublisher<DetectSnapshot>* detects_ = nullptr;
+  bool inspect_ = false;  // this loop pass: inspector_ has a rule set
   std::unique_ptr<Defragmenter> defrag_;
   std::unique_ptr<uint8_t[]>
       defrag_out_;  // a reassembled datagram behind a synthetic Ethernet header

@@ -429,6 +429,7 @@ TEST(RespondStore, UpgradesVersion1) {
     ASSERT_EQ(sqlite3_open((dir.path() + "/vigil.db").c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
                            "DROP TABLE respond_actions; DROP TABLE respond_audit; "
+                           "DROP TABLE config_versions; "
                            "UPDATE meta SET value='1' WHERE key='schema_version'",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
