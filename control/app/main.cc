@@ -581,6 +581,18 @@ int main(int argc, char** argv) {
         });
       });
   api.set_config(&pusher);
+  // A dataplane that restarted runs its file: the active version goes back to it.
+  std::atomic<bool> resync_stop{false};
+  std::thread resync_thread([&] {
+    while (!resync_stop.load()) {
+      for (int i = 0; i < 20 && !resync_stop.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (resync_stop.load()) break;
+      const std::string did = pusher.Resync();
+      if (!did.empty()) std::fprintf(stderr, "vigil-control: configuration: %s\n", did.c_str());
+    }
+  });
   std::thread api_thread([&] { http.Serve([&](const api::Request& r) { return api.Handle(r); }); });
 
   signal(SIGTERM, OnSignal);
@@ -608,10 +620,12 @@ int main(int argc, char** argv) {
       last_retention = now;
     }
   }
+  resync_stop.store(true);
   run_jobs(true);  // refuses what is queued and what comes, so that the API thread can end
   server.Close();
   http.Stop();
   api_thread.join();
+  resync_thread.join();
   std::fprintf(stderr, "vigil-control: stopped: %llu events stored, %llu breaches\n",
                static_cast<unsigned long long>(live.events_stored.load()),
                static_cast<unsigned long long>(live.breaches.load()));

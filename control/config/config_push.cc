@@ -223,6 +223,7 @@ Outcome Pusher::Refuse(int status, const std::string& version, const std::string
 }
 
 Outcome Pusher::Push(const std::string& text, const std::string& name, const PushOptions& options) {
+  std::lock_guard<std::mutex> lock(mu_);
   Document doc = ParseDocument(text, name, running_);
   if (!doc.errors.empty()) {
     // Every error of the document, not the first section's only: the dataplane checks its
@@ -268,6 +269,7 @@ Outcome Pusher::Push(const std::string& text, const std::string& name, const Pus
 }
 
 Outcome Pusher::Rollback(const std::string& who) {
+  std::lock_guard<std::mutex> lock(mu_);
   const std::optional<store::ConfigVersion> active = reader_->ActiveConfig();
   const std::optional<store::ConfigVersion> previous = reader_->PreviousConfig();
   if (!active || !previous) {
@@ -287,6 +289,16 @@ Outcome Pusher::Rollback(const std::string& who) {
   Outcome out = Apply_(std::move(doc), o, "config.rollback", "rolled_back");
   if (out.status == 200) out.body["rolled_back"] = active->version;
   return out;
+}
+
+std::optional<nlohmann::json> Pusher::CallDataplane(const std::string& op,
+                                                    const nlohmann::json& fields, int timeout_ms,
+                                                    std::string* error) {
+  respond::ClientOptions co;
+  co.socket_path = dataplane_socket_;
+  co.timeout_ms = timeout_ms;
+  respond::CommandClient client(co);
+  return client.Call(op, fields, error, /*ignore_backoff=*/true);
 }
 
 bool Pusher::StageDataplane(const Document& doc, std::vector<PushError>* errors,
@@ -349,13 +361,9 @@ Outcome Pusher::Apply_(Document doc, const PushOptions& options, const std::stri
     return {200, body};
   }
   if (doc.has_dataplane) {
-    respond::ClientOptions co;
-    co.socket_path = dataplane_socket_;
-    co.timeout_ms = 5'000;
-    respond::CommandClient client(co);
     std::string err;
     const std::optional<nlohmann::json> r =
-        client.Call("config.commit", {{"version", doc.version}}, &err, true);
+        CallDataplane("config.commit", {{"version", doc.version}}, 5'000, &err);
     if (!r || !r->value("ok", false)) {
       return Refuse(503, doc.version, options.who,
                     "the dataplane did not commit it (" +
@@ -393,6 +401,7 @@ Outcome Pusher::Apply_(Document doc, const PushOptions& options, const std::stri
 }
 
 Outcome Pusher::Get() {
+  std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json body = nlohmann::json::object();
   if (const auto active = reader_->ActiveConfig()) {
     body = {{"version", active->version},     {"seq", active->seq}, {"hash", active->hash},
@@ -402,13 +411,9 @@ Outcome Pusher::Get() {
     body["version"] = nullptr;  // nothing pushed: both processes run their files
   }
   if (!dataplane_socket_.empty()) {
-    respond::ClientOptions co;
-    co.socket_path = dataplane_socket_;
-    co.timeout_ms = 1'000;
-    respond::CommandClient client(co);
     std::string err;
     const std::optional<nlohmann::json> r =
-        client.Call("config.get", nlohmann::json::object(), &err, true);
+        CallDataplane("config.get", nlohmann::json::object(), 1'000, &err);
     if (r && r->value("ok", false)) {
       nlohmann::json dp = *r;
       for (const char* k : {"v", "id", "ok"}) dp.erase(k);
@@ -420,7 +425,47 @@ Outcome Pusher::Get() {
   return {200, body};
 }
 
+std::string Pusher::Resync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dataplane_socket_.empty() || std::chrono::steady_clock::now() < resync_retry_at_) return "";
+  const std::optional<store::ConfigVersion> active = reader_->ActiveConfig();
+  if (!active) return "";
+  Document doc = ParseDocument(active->document, "version " + active->version, running_);
+  if (!doc.has_dataplane) return "";
+  std::string err;
+  const std::optional<nlohmann::json> r =
+      CallDataplane("config.get", nlohmann::json::object(), 1'000, &err);
+  if (!r || !r->value("ok", false)) return "";  // not there: tried again later
+  const std::string running = r->value("version", std::string());
+  if (running == active->version) return "";
+  doc.version = active->version;
+  store::AuditEntry a;
+  a.ts_ns = WallNs();
+  a.who = "vigil-control";
+  a.op = "config.resync";
+  std::vector<PushError> errors;
+  nlohmann::json status;
+  if (!doc.errors.empty() || !StageDataplane(doc, &errors, &status)) {
+    if (errors.empty()) errors = doc.errors;
+    a.detail = "the dataplane runs " + (running.empty() ? "its file" : "version " + running) +
+               "; version " + active->version + " could not be staged again: " +
+               (errors.empty() ? std::string("?") : errors.front().ToString()) +
+               " (tried again in a minute)";
+    if (audit_) audit_(a);
+    resync_retry_at_ = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    return a.detail;
+  }
+  const std::optional<nlohmann::json> c =
+      CallDataplane("config.commit", {{"version", doc.version}}, 5'000, &err);
+  a.detail = "the dataplane ran " + (running.empty() ? "its file" : "version " + running) +
+             "; version " + active->version +
+             (c && c->value("ok", false) ? " pushed again" : " not committed: " + err);
+  if (audit_) audit_(a);
+  return a.detail;
+}
+
 Outcome Pusher::History(size_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json a = nlohmann::json::array();
   for (const store::ConfigVersion& v : reader_->ConfigHistory(limit)) {
     a.push_back({{"seq", v.seq},

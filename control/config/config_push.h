@@ -14,13 +14,15 @@
 // dataplane builds its rule set off to the side and swaps it with RCU, control swaps its models;
 // every push, refusal and rollback is audited; one-step rollback to the previous version.
 //
-// Threads: a Pusher belongs to the API thread (one request at a time). What changes control's
-// running state runs on the main thread through the `apply` hook.
+// Threads: a Pusher serves the API thread and a resync thread, one operation at a time. What
+// changes control's running state runs on the main thread through the `apply` hook.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -101,24 +103,35 @@ class Pusher {
   Outcome Get();
   Outcome History(size_t limit);
 
+  // Keeps the dataplane on the active version: when it reports another one (it restarted and
+  // runs its file again), the active document's dataplane section is staged and committed again
+  // (audited as config.resync). Returns what it did ("" when nothing was needed or possible).
+  // Called every few seconds from a thread of its own.
+  std::string Resync();
+
   // How long a staged rule set may take to build before the push gives up (nothing changes).
   void set_stage_timeout_ms(int ms) { stage_timeout_ms_ = ms; }
 
  private:
   Outcome Apply_(Document doc, const PushOptions& options, const std::string& op,
                  const std::string& previous_state);
+  // One request on a connection of its own (the answer, ok or not; nullopt on a transport error).
+  std::optional<nlohmann::json> CallDataplane(const std::string& op, const nlohmann::json& fields,
+                                              int timeout_ms, std::string* error);
   // Stages doc's dataplane section and waits for the build; errors appended to *errors.
   bool StageDataplane(const Document& doc, std::vector<PushError>* errors, nlohmann::json* status);
   Outcome Refuse(int status, const std::string& version, const std::string& who,
                  const std::string& reason, const std::vector<PushError>& errors,
                  bool audit = true);
 
+  std::mutex mu_;  // one operation at a time: the API thread's and the resync thread's
   store::Store* reader_;
   ControlConfig running_;
   std::string dataplane_socket_;
   Apply apply_;
   Audit audit_;
   int stage_timeout_ms_ = 300'000;
+  std::chrono::steady_clock::time_point resync_retry_at_{};  // after a failed resync
 };
 
 }  // namespace vigil::ctl::config

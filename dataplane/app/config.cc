@@ -1007,6 +1007,15 @@ class ConfigLoader {
                      {"vars", path(&d.vars)},
                      {"classification", path(&d.classification)},
                      {"cache_dir", path(&d.cache_dir)},
+                     {"invalid_rules",
+                      [&](const Item& i) {
+                        auto v = p_.String(i);
+                        if (v && (*v == "refuse" || *v == "skip")) {
+                          d.refuse_invalid_rules = *v == "refuse";
+                        } else if (v) {
+                          p_.Error(i.loc, i.path, "expected refuse or skip, got " + Quote(*v));
+                        }
+                      }},
                  });
   }
 

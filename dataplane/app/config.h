@@ -137,6 +137,10 @@ struct DetectConfig {
   std::string vars;                // Suricata-style vars YAML; empty: the built-in defaults
   std::string classification;      // classification.config; empty: none (category stays empty)
   std::string cache_dir;           // compiled-database cache; empty: compile at every start
+  // detect.invalid_rules: what a configuration push does with rules that do not parse (bad
+  // syntax or value, duplicate sid): true ("refuse") fails the push and lists each; false
+  // ("skip") loads the rest, as the start-up always does. Feeds such as ET Open carry a few.
+  bool refuse_invalid_rules = true;
   // detect.inline: rules written in the configuration itself (a pushed configuration carries
   // its rules this way), loaded after the files. `inline_file` and `inline_line` (1-based line
   // of the first rule line) place rejections in the document.

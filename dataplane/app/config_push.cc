@@ -147,8 +147,11 @@ bool Dataplane::ConfigCommand(const std::string& op, const YAML::Node& req, std:
         if (load.detector == nullptr) {
           s->AddError(s->name, 0, 0, "dataplane.detect", load.error);
         }
-        for (const rules::Rejection* r : RejectsForPush(load)) {
-          s->AddError(r->file, r->line, 0, "dataplane.detect", r->ToString());
+        if (s->config.detect.refuse_invalid_rules) {
+          for (const rules::Rejection* r : RejectsForPush(load)) {
+            s->AddError(r->file, r->line, 0, "dataplane.detect",
+                        r->ToString() + " (detect.invalid_rules: refuse)");
+          }
         }
         if (s->error_count == 0) {
           std::string e;

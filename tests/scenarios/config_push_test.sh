@@ -9,6 +9,7 @@
 #   reference, and models inline), then a rollback to version 1.
 #   On the wire: the alerts switch from the file's rule to version 1's, 2's and back to 1's in
 #   that order with no interleaving, and every packet of the capture is forwarded (no loss).
+#   A restarted dataplane (running its file again) gets the active version back from control.
 set -uo pipefail
 build=${1:?usage: config_push_test.sh BUILD_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -62,11 +63,14 @@ EOF
 "$build/control/vigil-control" --config "$tmp/control.yaml" 2>"$tmp/control.log" &
 pids+=($!)
 for _ in $(seq 1 100); do [ -S "$tmp/api.sock" ] && break; sleep 0.1; done
-"$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --pcap-in "$tmp/capture.pcap" \
-  --replay-pps 150 --eve "$tmp/eve.json" --control-socket "$tmp/events.sock" \
-  --journal-dir "$tmp/journal" --command-socket "$tmp/commands.sock" \
-  >"$tmp/counters.json" 2>"$tmp/dataplane.log" &
-dataplane=$!
+start_dataplane() {  # start_dataplane PPS SUFFIX: a paced replay of the capture, in background
+  "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --pcap-in "$tmp/capture.pcap" \
+    --replay-pps "$1" --eve "$tmp/eve$2.json" --control-socket "$tmp/events.sock" \
+    --journal-dir "$tmp/journal" --command-socket "$tmp/commands.sock" \
+    >"$tmp/counters$2.json" 2>"$tmp/dataplane$2.log" &
+  dataplane=$!
+}
+start_dataplane 150 ""
 pids+=("$dataplane")
 for _ in $(seq 1 100); do [ -S "$tmp/commands.sock" ] && break; sleep 0.1; done
 [ -S "$tmp/commands.sock" ] || { echo "FAIL dataplane did not start"; cat "$tmp/dataplane.log"; exit 1; }
@@ -258,6 +262,32 @@ ok = [s for s, _ in runs] == [9100001, 9100002, 9100003, 9100002]
 ok &= rx == 1908 and fwd == rx and not drops
 sys.exit(0 if ok else 1)
 PY
+# 10. A restarted dataplane runs its file until control pushes the active version again.
+start_dataplane 300 2
+pids+=("$dataplane")
+resynced=""
+for _ in $(seq 1 50); do
+  sleep 0.2
+  if running 1 2>/dev/null; then resynced=yes; break; fi
+done
+check "a restarted dataplane gets version 1 again from control (resync)" test -n "$resynced"
+wait "$dataplane"
+check "after the restart: the file's rule first, version 1's after the resync" \
+  /usr/bin/python3 - "$tmp/eve2.json" <<'PY'
+import json, sys
+runs = []
+for _, s in sorted((e["pcap_cnt"], e["alert"]["signature_id"]) for e in map(json.loads, open(sys.argv[1]))
+                   if e.get("event_type") == "alert"):
+    if not runs or runs[-1][0] != s:
+        runs.append([s, 0])
+    runs[-1][1] += 1
+print("  alert runs after the restart (sid, count): " + ", ".join(f"{s}x{n}" for s, n in runs))
+sys.exit(0 if [s for s, _ in runs][-1:] == [9100002] and len(runs) <= 2 else 1)
+PY
+check "the resync is audited" \
+  bash -c "'$build/control/vigilctl' --socket '$tmp/api.sock' respond audit --limit 100 |
+    grep -q config.resync"
+
 if [ "$fail" -ne 0 ]; then
   echo "--- dataplane log"; tail -20 "$tmp/dataplane.log"
   echo "--- control log"; tail -20 "$tmp/control.log"

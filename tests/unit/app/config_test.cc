@@ -358,7 +358,7 @@ TEST(ConfigTest, DetectSectionDefaultsValuesAndErrors) {
                Err(8, 10, "detect.rules", HasSubstr("expected a sequence")),
                Err(9, 3, "detect.cache",
                    HasSubstr("unknown key; expected one of: enabled, rules, inline, vars, "
-                             "classification, cache_dir")));
+                             "classification, cache_dir, invalid_rules")));
   ExpectErrors(std::string(kMinimal) + "detect:\n  enabled: true\n",
                Err(7, 12, "detect.rules", Eq("detect is enabled but lists no rule files")));
 }
