@@ -1070,5 +1070,43 @@ outputs:
             "max_file_mb (100, the default), got 5");
 }
 
+// A pushed document's dataplane section: the document's lines, fields prefixed, paths resolved
+// against the running file's directory; and which changes need a restart.
+TEST(ConfigTest, PushedSectionAndRestartOnlyChanges) {
+  const std::string doc = std::string("version: \"1\"\ndataplane:\n") +
+                          "  ports:\n    - {name: a, device: net_null0}\n"
+                          "    - {name: b, device: net_null1}\n  bridges:\n    - [a, b]\n"
+                          "  detect:\n    enabled: true\n    rules: [x.rules]\n"
+                          "    inline: |\n      alert tcp any any -> any any (sid:1;)\n"
+                          "  flow: {capacity: lots}\n";
+  ConfigResult bad = LoadConfigSection(doc, "push.yaml", "dataplane", "/etc/vigil");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_EQ(bad.errors[0].ToString().rfind("push.yaml:13:", 0), 0u) << bad.errors[0].ToString();
+  EXPECT_EQ(bad.errors[0].field, "dataplane.flow.capacity");
+  const std::string good = doc.substr(0, doc.find("  flow:"));
+  ConfigResult ok = LoadConfigSection(good, "push.yaml", "dataplane", "/etc/vigil");
+  ASSERT_TRUE(ok.config.has_value()) << ok.errors[0].ToString();
+  const DetectConfig& d = ok.config->detect;
+  EXPECT_EQ(d.rules, std::vector<std::string>{"/etc/vigil/x.rules"});
+  EXPECT_EQ(d.inline_line, 12);  // the rule's own line in the document
+  EXPECT_EQ(d.inline_file, "push.yaml");
+  EXPECT_TRUE(d.refuse_invalid_rules);
+  ConfigResult none = LoadConfigSection("version: \"1\"\n", "push.yaml", "dataplane", "");
+  ASSERT_EQ(none.errors.size(), 1u);
+  EXPECT_EQ(none.errors[0].field, "dataplane");
+
+  ConfigResult base = LoadConfigString(kMinimal);
+  ASSERT_TRUE(base.config.has_value());
+  Config next = *ok.config;
+  EXPECT_TRUE(RestartOnlyChanges(*base.config, next).empty());  // detect changes live
+  next.never_block = {"10.0.0.1"};
+  EXPECT_TRUE(RestartOnlyChanges(*base.config, next).empty());
+  next.flow.capacity = 1024;
+  next.ports[1].device = "net_null2";
+  next.history.memory_mb_per_worker = 8;
+  EXPECT_EQ(RestartOnlyChanges(*base.config, next),
+            (std::vector<std::string>{"ports", "flow", "history"}));
+}
+
 }  // namespace
 }  // namespace vigil::dp

@@ -170,6 +170,39 @@ TEST_F(InspectorTest, FlowbitsCarryWithinAFlowButNotAcrossFlows) {
   EXPECT_EQ(Packet(40000, 9999, false, kPsh | kAck, "REPLY"), 0u);
 }
 
+TEST_F(InspectorTest, UseSwitchesRuleSetsAndDropsTheOldSetsFlowbits) {
+  Handshake(40000, 9999);
+  EXPECT_EQ(Packet(40000, 9999, true, kPsh | kAck, "VIGILTEST"), 1u);  // sets "seen"
+  // The same rules again as a published snapshot (as a configuration push builds it).
+  rules::LoadResult loaded;
+  rules::LoadRulesText(kRules, "t2.rules", rules::DefaultVars(), nullptr, &loaded);
+  std::string err;
+  auto det = rules::Detector::Build(std::move(loaded.rules), &err);
+  ASSERT_NE(det, nullptr) << err;
+  auto snapshot = MakeDetectSnapshot(std::move(det), 1, "v2", &err);
+  ASSERT_NE(snapshot, nullptr) << err;
+  const uint64_t switches = inspector_->switches();
+  inspector_->Use(snapshot.get());
+  EXPECT_EQ(inspector_->snapshot(), snapshot.get());
+  EXPECT_EQ(inspector_->switches(), switches + 1);
+  // The bit was set under the previous rule set: the reply does not alert now.
+  EXPECT_EQ(Packet(40000, 9999, false, kPsh | kAck, "REPLY"), 0u);
+  // Under the new set the flow sets it again and the reply alerts.
+  EXPECT_EQ(Packet(40000, 9999, true, kPsh | kAck, "VIGILTEST"), 1u);
+  EXPECT_EQ(Packet(40000, 9999, false, kPsh | kAck, "REPLY"), 1u);
+  // No rule set: nothing is inspected.
+  const uint64_t inspected = inspector_->counters().inspected;
+  inspector_->Use(nullptr);
+  EXPECT_FALSE(inspector_->active());
+  EXPECT_EQ(Packet(40000, 9999, true, kPsh | kAck, "VIGILTEST"), 0u);
+  EXPECT_EQ(inspector_->counters().inspected, inspected);
+  // A snapshot without a scratch for this worker is not used.
+  auto other = MakeDetectSnapshot(snapshot->detector, 0, "v3", &err);
+  ASSERT_NE(other, nullptr);
+  inspector_->Use(other.get());
+  EXPECT_FALSE(inspector_->active());
+}
+
 TEST_F(InspectorTest, AlertsThatDoNotFitTheRingAreCountedLost) {
   EventRing small(4096);
   rules::LoadResult loaded;
