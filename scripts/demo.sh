@@ -8,7 +8,8 @@
 # extracted from SMB with its task decoded, and the breach acknowledged. With the shared data
 # present it also shows Emerging Threats Open alerts on a PsExec capture. Last, a block taking
 # effect: a service created over SMB makes a model with an autonomous response fire, and the
-# dataplane cuts the attacker's connection on the (paced) replayed wire.
+# dataplane cuts the attacker's connection on the (paced) replayed wire. And a configuration push:
+# new rules go live in the middle of a replay, without a restart and without losing a packet.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -171,5 +172,50 @@ print(f"\n  on the wire: the attacker's SMB connection had {count(sys.argv[1], c
       f"capture, {count(sys.argv[2], conn + ' && !tcp.flags.reset')} were forwarded, "
       f"{count(sys.argv[2], conn + ' && tcp.flags.reset')} RSTs sent; other hosts' packets: "
       f"{count(sys.argv[1], '!(' + conn + ')')} in, {count(sys.argv[2], '!(' + conn + ')')} out")
+PY
+say "configuration push: new rules mid-replay, no restart (vigilctl config push)"
+cp="$out/push"
+mkdir -p "$cp"
+rule() { echo "alert tcp any any -> any 445 (msg:\"demo rule $1\"; flow:to_server; content:\"|fe|SMB\"; sid:$1;)"; }
+rule 9000001 >"$cp/local.rules"
+dp_section() {  # the dataplane's settings as its file has them, detect given as $1
+  printf '%s\n' "ports:" "  - {name: a, device: net_null0}" "  - {name: b, device: net_null1}" \
+    "bridges:" "  - [a, b]" "eal: {file_prefix: vpush$$}" "history: {enabled: false}" \
+    "detect:" "  enabled: true" "$1"
+}
+dp_section "  rules: [local.rules]" >"$cp/vigil.yaml"
+printf '%s\n' "data_dir: $cp/store" "event_socket: $cp/events.sock" "models_dir: $PWD/rules/models" \
+  "api: {listen: \"\", socket: $cp/api.sock}" \
+  "respond: {enabled: true, dataplane_socket: $cp/commands.sock}" >"$cp/control.yaml"
+build/control/vigil-control --config "$cp/control.yaml" 2>"$cp/control.log" &
+push_control=$!
+for _ in $(seq 1 50); do [ -S "$cp/api.sock" ] && break; sleep 0.1; done
+build/dataplane/vigil-dataplane --config "$cp/vigil.yaml" --pcap-in "$out/respond.pcap" \
+  --replay-pps 300 --eve "$cp/eve.json" --control-socket "$cp/events.sock" \
+  --journal-dir "$cp/journal" --command-socket "$cp/commands.sock" >"$cp/counters.json" \
+  2>"$cp/dataplane.log" &
+push_dp=$!
+for _ in $(seq 1 50); do [ -S "$cp/commands.sock" ] && break; sleep 0.1; done
+sleep 2
+{ echo 'version: "demo-1"'; echo 'dataplane:'; dp_section "  inline: |
+    $(rule 9000002)" | sed 's/^/  /'; } >"$cp/site.yaml"
+pctl() { build/control/vigilctl --socket "$cp/api.sock" --token-file "$cp/store/api.token" "$@"; }
+echo "\$ vigilctl config push site.yaml   (2 s into a paced replay)"
+pctl config push "$cp/site.yaml"
+echo; echo "\$ vigilctl config history"
+pctl config history
+wait "$push_dp"
+kill -TERM "$push_control" 2>/dev/null; wait "$push_control" 2>/dev/null || true
+python3 - "$cp/eve.json" "$cp/counters.json" <<'PY'
+import json, sys
+runs = []
+for _, sid in sorted((e["pcap_cnt"], e["alert"]["signature_id"])
+                     for e in map(json.loads, open(sys.argv[1])) if e.get("event_type") == "alert"):
+    if not runs or runs[-1][0] != sid:
+        runs.append([sid, 0])
+    runs[-1][1] += 1
+p = json.load(open(sys.argv[2]))["ports"][0]
+print("\n  alerts in capture order: " + " then ".join(f"{n} x sid {s}" for s, n in runs) +
+      f"; {p['rx_packets']} packets in, {p['forwarded']} forwarded")
 PY
 say "done: outputs in $out"
