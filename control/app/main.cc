@@ -352,7 +352,10 @@ int main(int argc, char** argv) {
   store::Options ro = so;
   ro.read_only = true;
   auto reader = store::Store::Open(ro, &err);
-  if (!reader) {
+  // The configuration pusher's own: it runs on the API thread and on the resync thread, and a
+  // Store (its statement cache) belongs to one thread at a time.
+  auto config_reader = reader ? store::Store::Open(ro, &err) : nullptr;
+  if (!reader || !config_reader) {
     std::fprintf(stderr, "vigil-control: store reader: %s\n", err.c_str());
     return 1;
   }
@@ -537,7 +540,7 @@ int main(int argc, char** argv) {
   // the version recorded on the main thread (the job runs after the dataplane has committed).
   // Pushed settings are compared with the file's, not with command-line overrides.
   config::Pusher pusher(
-      reader.get(), *loaded.config, cfg.respond.dataplane_socket,
+      config_reader.get(), *loaded.config, cfg.respond.dataplane_socket,
       [&](const config::Document& doc, const std::string& previous_state,
           const store::AuditEntry& audit) -> std::string {
         const api::Response r = submit([&, doc, previous_state, audit]() -> api::Response {

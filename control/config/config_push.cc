@@ -159,7 +159,7 @@ Document ParseDocument(std::string text, std::string name, const ControlConfig& 
         d.errors.push_back(std::move(e));
       }
       d.models = LoadModels(*r.config, &d.errors);
-      if (d.models != nullptr) d.control = std::move(r.config);
+      if (d.models != nullptr && d.errors.empty()) d.control = std::move(r.config);
     }
   }
   return d;

@@ -93,7 +93,8 @@ class Pusher {
   // Records an audit row of a refused push (main thread, through the job queue).
   using Audit = std::function<void(const store::AuditEntry& audit)>;
 
-  // `reader`: the API thread's store connection (version checks, history). `running`: control's
+  // `reader`: a read-only store connection of its own (version checks, history), used only
+  // under the Pusher's lock. `running`: control's
   // configuration as started. `dataplane_socket`: its command socket ("" : no dataplane).
   Pusher(store::Store* reader, ControlConfig running, std::string dataplane_socket, Apply apply,
          Audit audit);

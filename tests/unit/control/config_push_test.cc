@@ -148,8 +148,8 @@ class PusherTest : public ::testing::Test {
 
   static std::string Doc(const std::string& version, int days = 60) {
     return "version: \"" + version +
-           "\"\ncontrol:\n  data_dir: /var/lib/vigil\n  retention: {days: " + std::to_string(days) +
-           "}\n";
+           "\"\ncontrol:\n  data_dir: /var/lib/vigil\n  models_dir: \"\"\n  retention: {days: " +
+           std::to_string(days) + "}\n";
   }
 
   std::filesystem::path dir_;
@@ -179,17 +179,21 @@ TEST_F(PusherTest, VersionsNoOpsStaleRefusalsAndRollback) {
   // Validation alone changes nothing, whatever the version.
   r = pusher_->Push(Doc("1.5"), "a.yaml", {.dry_run = true});
   EXPECT_EQ(r.body["result"], "valid");
+  ASSERT_TRUE(store_->ActiveConfig().has_value());
   EXPECT_EQ(store_->ActiveConfig()->version, "2");
   // Rollback: back to 1, 2 marked rolled back; no further step back.
   r = pusher_->Rollback("bob via API");
   EXPECT_EQ(r.status, 200) << r.body.dump();
   EXPECT_EQ(r.body["rolled_back"], "2");
+  ASSERT_TRUE(store_->ActiveConfig().has_value());
   EXPECT_EQ(store_->ActiveConfig()->version, "1");
+  ASSERT_TRUE(store_->FindConfig("2").has_value());
   EXPECT_EQ(store_->FindConfig("2")->state, "rolled_back");
   EXPECT_EQ(pusher_->Rollback("bob via API").status, 409);
   // Forced: an older version goes in.
   o.force = true;
   EXPECT_EQ(pusher_->Push(Doc("0.9"), "a.yaml", o).status, 200);
+  ASSERT_TRUE(store_->ActiveConfig().has_value());
   EXPECT_EQ(store_->ActiveConfig()->version, "0.9");
   const auto history = store_->ConfigHistory(10);
   ASSERT_EQ(history.size(), 3u);
