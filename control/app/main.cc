@@ -25,11 +25,13 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,7 +56,11 @@ int Usage(const std::string& why) {
   std::fprintf(stderr,
                "usage: vigil-control --config FILE [--data-dir DIR] [--event-socket PATH] "
                "[--api-socket PATH] [--api-listen HOST:PORT] [--models-dir DIR] "
-               "[--dataplane-socket PATH] [--check]\n");
+               "[--dataplane-socket PATH] [--check]\n"
+               "       vigil-control [--config FILE] --check-push DOCUMENT\n"
+               "  --check: validate the configuration and the models, then exit\n"
+               "  --check-push: validate a pushed configuration's control section offline\n"
+               "    (against --config's restart-only settings when given; docs/operations.md)\n");
   return 2;
 }
 
@@ -158,12 +164,55 @@ void WarmUp(vigil::ctl::store::Store& store, vigil::ctl::model::Engine& engine) 
                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
+// --check-push DOCUMENT: the control section of a configuration push, checked as a push would
+// (schema, models, restart-only settings against `config_path` when given). The dataplane
+// section needs the dataplane (its rules are compiled there): `vigilctl config validate`.
+int CheckPush(const std::string& path, const std::string& config_path) {
+  using namespace vigil::ctl;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "vigil-control: cannot read %s\n", path.c_str());
+    return 1;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  ControlConfig running;
+  bool compare = false;
+  if (!config_path.empty()) {
+    const ControlConfigResult base = LoadControlConfigFile(config_path);
+    for (const auto& e : base.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+    if (!base.config) return 1;
+    running = *base.config;
+    compare = true;
+  }
+  config::Document doc = config::ParseDocument(text.str(), path, running);
+  if (!compare) {  // nothing to compare restart-only settings with
+    std::erase_if(doc.errors, [](const config::PushError& e) {
+      return e.message.find("can only change with a restart") != std::string::npos;
+    });
+  }
+  for (const auto& e : doc.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+  if (!doc.errors.empty()) {
+    std::fprintf(stderr, "vigil-control: %zu error(s) in %s\n", doc.errors.size(), path.c_str());
+    return 1;
+  }
+  std::printf(
+      "push document ok: %s, version %s; control section: %s; dataplane section: %s\n",
+      path.c_str(), doc.version.c_str(),
+      doc.has_control
+          ? (std::to_string(doc.models ? doc.models->models().size() : 0) + " models").c_str()
+          : "none",
+      doc.has_dataplane ? "present (checked by the dataplane: vigilctl config validate)" : "none");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace vigil::ctl;
   std::string config_path, data_dir, event_socket, api_socket, api_listen, models_dir;
   std::string dataplane_socket;
+  std::string check_push;
   bool check = false, api_socket_set = false, api_listen_set = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -191,6 +240,8 @@ int main(int argc, char** argv) {
       ok = value(&dataplane_socket);
     } else if (a == "--check") {
       check = true;
+    } else if (a == "--check-push") {
+      ok = value(&check_push);
     } else if (a == "-h" || a == "--help") {
       return Usage("");
     } else {
@@ -198,6 +249,7 @@ int main(int argc, char** argv) {
     }
     if (!ok) return Usage(a + " needs a value");
   }
+  if (!check_push.empty()) return CheckPush(check_push, config_path);
   if (config_path.empty()) return Usage("--config is required");
   const ControlConfigResult loaded = LoadControlConfigFile(config_path);
   for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());

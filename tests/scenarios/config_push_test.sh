@@ -201,6 +201,17 @@ sleep 1.5
   echo "          filter: 'smb.command:*'"
   echo '          frequency: {count: 100000, interval: 1h}'
 } >"$tmp/v2.yaml"
+check_push_offline() {  # version 2's control section validates offline; bad-schema's does not
+  "$build/control/vigil-control" --config "$tmp/control.yaml" --check-push "$tmp/v2.yaml" ||
+    return 1
+  if "$build/control/vigil-control" --config "$tmp/control.yaml" \
+    --check-push "$tmp/bad-schema.yaml" 2>"$tmp/check-push.err"; then
+    return 1
+  fi
+  grep -q 'control.retention.days' "$tmp/check-push.err"
+}
+check "vigil-control --check-push validates a document's control section offline" \
+  check_push_offline
 check "version 2 (rules by reference, one more model inline) applied" \
   bash -c "'$build/control/vigilctl' --socket '$tmp/api.sock' --token-file '$tmp/store/api.token' \
     config push '$tmp/v2.yaml' | grep -q 'applied version 2'"
