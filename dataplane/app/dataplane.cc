@@ -711,7 +711,7 @@ std::string Dataplane::CountersJson() const {
       AppendKV(&o, "records_dropped", c.files_records_dropped.Get());
       AppendKV(&o, "evicted", c.files_evicted.Get());
     }
-    if (detects_->publishes() > 0) {
+    if (detects_ != nullptr && detects_->publishes() > 0) {
       o += "},\"detect\":{";
       AppendKV(&o, "rule_set_switches", c.detect_reloads.Get(), false);
       AppendKV(&o, "inspected", c.detect_inspected.Get());
@@ -773,7 +773,8 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "reconnects", c.reconnects);
     o += "}";
   }
-  if (const auto& rule_set = detects_->snapshot(); rule_set != nullptr) {
+  if (detects_ != nullptr && detects_->snapshot() != nullptr) {
+    const auto& rule_set = detects_->snapshot();
     uint64_t inspected = 0, alerts = 0, lost = 0;
     for (const auto& w : workers_) {
       inspected += w->counters().detect_inspected.Get();
