@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -71,8 +72,10 @@ std::vector<const rules::Rejection*> RejectsForPush(const DetectLoad& load) {
 std::shared_ptr<const DetectSnapshot> MakeDetectSnapshot(
     std::shared_ptr<const rules::Detector> detector, size_t workers, std::string version,
     std::string* error) {
+  static std::atomic<uint64_t> serials{0};
   auto s = std::make_shared<DetectSnapshot>();
   s->version = std::move(version);
+  s->serial = serials.fetch_add(1, std::memory_order_relaxed) + 1;
   for (size_t i = 0; i < workers; ++i) {
     std::string e;
     std::unique_ptr<rules::Scratch> scratch = detector->NewScratch(&e);
@@ -143,6 +146,7 @@ Inspector::~Inspector() {
 
 void Inspector::Use(const DetectSnapshot* snapshot) noexcept {
   snapshot_ = snapshot;
+  serial_ = snapshot != nullptr ? snapshot->serial : 0;
   detector_ = nullptr;
   scratch_ = nullptr;
   if (snapshot != nullptr && snapshot->detector != nullptr &&

@@ -50,6 +50,9 @@ struct DetectSnapshot {
   std::shared_ptr<const rules::Detector> detector;
   std::vector<std::unique_ptr<rules::Scratch>> scratches;
   std::string version;  // the configuration version it came with ("" at start-up)
+  // Unique per snapshot built (MakeDetectSnapshot): a new snapshot at a freed one's address is
+  // still told apart by the workers, which compare pointer and serial.
+  uint64_t serial = 0;
 };
 
 // Builds the snapshot for `workers` workers from a loaded Detector. nullptr with *error when a
@@ -95,6 +98,14 @@ class Inspector {
   // set under the previous rule set are dropped lazily: a flow's bits count only when their
   // generation is the current one. Worker thread; never blocks or allocates.
   void Use(const DetectSnapshot* snapshot) noexcept;
+  // Use(snapshot) unless it is the one in use (same address and serial). True when it switched.
+  bool Follow(const DetectSnapshot* snapshot) noexcept {
+    if (snapshot == snapshot_ && (snapshot == nullptr || snapshot->serial == serial_)) {
+      return false;
+    }
+    Use(snapshot);
+    return true;
+  }
   const DetectSnapshot* snapshot() const noexcept { return snapshot_; }
   bool active() const noexcept { return detector_ != nullptr; }
   uint64_t switches() const noexcept { return switches_; }
@@ -124,6 +135,7 @@ class Inspector {
 
   std::shared_ptr<const DetectSnapshot> owned_;  // the fixed rule set of the second constructor
   const DetectSnapshot* snapshot_ = nullptr;     // the rule set in use (RCU: see Use())
+  uint64_t serial_ = 0;                          // snapshot_->serial when it was taken
   const rules::Detector* detector_ = nullptr;
   rules::Scratch* scratch_ = nullptr;
   rules::FlowBits* bits_ = nullptr;  // flow_capacity entries, by FlowTable::IndexOf

@@ -502,9 +502,8 @@ uint32_t Worker::PollOnce() noexcept {
     block_wall_ns_ = 0;
   }
   if (detects_ != nullptr) {
-    const DetectSnapshot* d = detects_->Current();
-    if (d != inspector_->snapshot()) [[unlikely]] {
-      inspector_->Use(d);
+    // Pointer and serial: a new rule set allocated where a freed one was is still a new one.
+    if (inspector_->Follow(detects_->Current())) [[unlikely]] {
       counters_.detect_reloads.Add(1);
     }
     inspect_ = inspector_->active();

@@ -182,9 +182,14 @@ TEST_F(InspectorTest, UseSwitchesRuleSetsAndDropsTheOldSetsFlowbits) {
   auto snapshot = MakeDetectSnapshot(std::move(det), 1, "v2", &err);
   ASSERT_NE(snapshot, nullptr) << err;
   const uint64_t switches = inspector_->switches();
-  inspector_->Use(snapshot.get());
+  EXPECT_TRUE(inspector_->Follow(snapshot.get()));
+  EXPECT_FALSE(inspector_->Follow(snapshot.get()));  // the one in use: nothing to do
   EXPECT_EQ(inspector_->snapshot(), snapshot.get());
   EXPECT_EQ(inspector_->switches(), switches + 1);
+  // Same address, another snapshot (as when a freed one's memory is reused): switched.
+  const_cast<DetectSnapshot*>(snapshot.get())->serial += 1000;
+  EXPECT_TRUE(inspector_->Follow(snapshot.get()));
+  EXPECT_EQ(inspector_->switches(), switches + 2);
   // The bit was set under the previous rule set: the reply does not alert now.
   EXPECT_EQ(Packet(40000, 9999, false, kPsh | kAck, "REPLY"), 0u);
   // Under the new set the flow sets it again and the reply alerts.
