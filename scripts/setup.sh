@@ -19,19 +19,32 @@ packages=(
 )
 
 if [ "${VIGIL_SKIP_APT:-0}" != 1 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
     # wireshark-common asks whether non-root users may capture: answer no, without a prompt.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  # Suricata 7 (the reference for the signature engine's agreement report and benchmark,
+  # docs/rules.md) is only in bookworm-backports: enable that suite once, install from it.
+  if ! dpkg-query -W -f='${Status}' suricata 2>/dev/null | grep -q "install ok installed"; then
+    list=/etc/apt/sources.list.d/vigil-backports.list
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee "$list" >/dev/null
+    fi
+    echo "setup: installing suricata from bookworm-backports"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends -t bookworm-backports suricata
+    # The package enables a service on the default interface: vigil only runs it on captures.
+    $sudo systemctl disable --now suricata >/dev/null 2>&1 || true
   fi
 fi
 
