@@ -556,9 +556,9 @@ uint64_t Dataplane::flows_created() const {
 void Dataplane::PrintDetectStats(const rules::DetectorStats& st) {
   std::fprintf(stderr,
                "vigil-dataplane: detect: %zu rules (%zu prefiltered, %zu always checked), %zu "
-               "fast patterns in %zu databases, %zu dropped, %s in %.0f ms\n",
-               st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.dropped.size(),
-               st.from_cache ? "loaded from cache" : "compiled", st.build_ms);
+               "fast patterns in %zu databases (%zu header groups), %zu dropped, %s in %.0f ms\n",
+               st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups,
+               st.dropped.size(), st.from_cache ? "loaded from cache" : "compiled", st.build_ms);
 }
 
 void Dataplane::PrintStats(double elapsed_s) const {

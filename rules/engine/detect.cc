@@ -3,11 +3,14 @@
 #include <hs/hs.h>
 
 #include <algorithm>
+#include <bitset>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -179,14 +182,42 @@ struct Detector::Impl {
     hs_database_t* db = nullptr;
     std::vector<std::vector<uint32_t>> rules_of_pattern;
   };
+  // App-layer buffers: one database each, over every rule whose fast pattern is there
+  // (mpm[kPacket] stays empty: pkt_data patterns live in the header groups).
   std::array<Mpm, kBufferCount> mpm;
-  std::vector<uint32_t> always;
+  uint64_t mpm_mask = 0;  // the buffers whose database is not empty
+  // Header groups (Suricata's signature group heads): the rules that can apply to a packet of
+  // one transport and direction, with one server-side port range. `packet` holds the pkt_data
+  // fast patterns of its rules, `always` its rules without a usable fast pattern. Index 0 is the
+  // empty group. Groups with the same rules are one group.
+  struct HeaderGroup {
+    Mpm packet;
+    std::vector<uint32_t> always;
+  };
+  std::vector<HeaderGroup> groups;
+  // Per header class (a transport: tcp, udp, other; or an application protocol) and direction
+  // (to server, to client): the group of rules that do not depend on the ports, and per
+  // destination and per source port the group of rules indexed by that port (65,536 entries,
+  // or empty when no rule is).
+  struct Slot {
+    uint32_t any = 0;
+    std::vector<uint32_t> by_dst, by_src;
+  };
+  // By header class, direction and address class (GroupRules): bit 0 set when the packet's
+  // source is in `home`, bit 1 when its destination is.
+  std::vector<std::array<std::array<Slot, 4>, 2>> slots;
+  // The address set rules name most often (in practice $HOME_NET): rules from it to elsewhere
+  // are not consulted for traffic inside it, and so on.
+  AddressSet home;
   std::vector<RuleInfo> info;
   std::unordered_map<const Pcre*, hs_database_t*> pcre_db;
 
   ~Impl() {
     for (Mpm& m : mpm) {
       if (m.db != nullptr) hs_free_database(m.db);
+    }
+    for (HeaderGroup& g : groups) {
+      if (g.packet.db != nullptr) hs_free_database(g.packet.db);
     }
     for (auto& [p, db] : pcre_db) hs_free_database(db);
   }
@@ -199,14 +230,16 @@ struct ScanCtx {
   Scratch::Impl* scratch;
 };
 
+void AddCandidate(Scratch::Impl& s, uint32_t r) noexcept {
+  if (s.mark[r] != s.generation) {
+    s.mark[r] = s.generation;
+    s.candidates.push_back(r);  // capacity reserved: every rule at most once
+  }
+}
+
 int OnPattern(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx) {
   auto* c = static_cast<ScanCtx*>(ctx);
-  for (const uint32_t r : (*c->rules_of_pattern)[id]) {
-    if (c->scratch->mark[r] != c->scratch->generation) {
-      c->scratch->mark[r] = c->scratch->generation;
-      c->scratch->candidates.push_back(r);  // capacity reserved: every rule at most once
-    }
-  }
+  for (const uint32_t r : (*c->rules_of_pattern)[id]) AddCandidate(*c->scratch, r);
   return 0;
 }
 
@@ -253,9 +286,10 @@ bool ProtocolMatches(Protocol r, const PacketMeta& p) noexcept {
     case Protocol::kIcmp:
       return p.transport == Protocol::kIcmp;
     case Protocol::kDcerpc:  // DCE-RPC over TCP and over SMB named pipes
-      return p.app == Protocol::kDcerpc || p.app == Protocol::kSmb;
-    default:
-      return p.app == r;
+      return (p.app == Protocol::kDcerpc || p.app == Protocol::kSmb) &&
+             (p.transport == Protocol::kTcp || p.transport == Protocol::kUdp);
+    default:  // application protocols run over TCP or UDP
+      return p.app == r && (p.transport == Protocol::kTcp || p.transport == Protocol::kUdp);
   }
 }
 
@@ -278,8 +312,8 @@ bool HeaderMatches(const Rule& r, const PacketMeta& p) noexcept {
     const uint16_t sp = swap ? p.dst_port : p.src_port;
     const uint16_t dp = swap ? p.src_port : p.dst_port;
     const bool ports = p.transport == Protocol::kTcp || p.transport == Protocol::kUdp;
-    return AddressMatches(r.source, p, s) && AddressMatches(r.destination, p, d) &&
-           (!ports || (r.source_ports.Contains(sp) && r.destination_ports.Contains(dp)));
+    return (!ports || (r.source_ports.Contains(sp) && r.destination_ports.Contains(dp))) &&
+           AddressMatches(r.source, p, s) && AddressMatches(r.destination, p, d);
   };
   return oriented(false) || (r.bidirectional && oriented(true));
 }
@@ -432,6 +466,298 @@ void SaveCache(const std::string& path, const std::vector<hs_database_t*>& dbs) 
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fast pattern choice
+
+// Patterns shorter than this are not worth a database entry: they occur in most payloads, so
+// their rules are checked on every packet of their header group instead.
+constexpr size_t kMinFastPattern = 3;
+
+// How selective a pattern is likely to be in traffic: each distinct byte counts by how rare its
+// kind is (0x00, 0xff, 0x01 and space fill padding and binary headers; letters and digits fill
+// text, and case-insensitive letters match twice as often; other bytes are the rarest), a
+// repeated byte adds little. Longer is better only as far as it adds distinct bytes.
+int PatternScore(std::string_view bytes, bool nocase) noexcept {
+  std::bitset<256> seen;
+  int score = 0;
+  for (const char ch : bytes) {
+    auto c = static_cast<uint8_t>(ch);
+    if (nocase) c = Lower(c);
+    if (seen.test(c)) {
+      score += 1;
+      continue;
+    }
+    seen.set(c);
+    if (c == 0x00 || c == 0xff || c == 0x01 || c == ' ') {
+      score += 2;
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+      score += nocase ? 4 : 6;
+    } else if (c > 0x20 && c < 0x7f) {
+      score += 8;
+    } else {
+      score += 12;
+    }
+  }
+  return score;
+}
+
+// The part of a content the database looks for: any substring of a content the rule requires
+// is a valid prefilter (the verifier checks the whole rule). Runs of two or more zero bytes make
+// the literal matcher confirm at every position of the zero-filled payloads common in SMB and
+// DCE/RPC, so the best piece between such runs is used when it has at least 4 bytes, and zero
+// bytes are trimmed from both ends while 4 bytes remain.
+std::string PatternPiece(std::string bytes, bool nocase) {
+  auto zero = [&bytes](size_t i) { return bytes[i] == '\0'; };
+  std::string best;
+  int best_score = -1;
+  for (size_t i = 0; i < bytes.size();) {
+    size_t j = i;
+    while (j < bytes.size() && !(zero(j) && j + 1 < bytes.size() && zero(j + 1))) ++j;
+    if (j - i >= 4 && j - i < bytes.size()) {
+      const int score = PatternScore(std::string_view(bytes).substr(i, j - i), nocase);
+      if (score > best_score) {
+        best_score = score;
+        best = bytes.substr(i, j - i);
+      }
+    }
+    while (j < bytes.size() && zero(j)) ++j;
+    i = j;
+  }
+  if (best_score >= 0) bytes = std::move(best);
+  size_t lo = 0, hi = bytes.size();
+  while (hi - lo > 4 && zero(lo)) ++lo;
+  while (hi - lo > 4 && zero(hi - 1)) --hi;
+  return bytes.substr(lo, hi - lo);
+}
+
+struct FastPattern {
+  Buffer buffer = Buffer::kPacket;
+  std::string bytes;
+  bool nocase = false;
+};
+
+// The rule's fast pattern: its `fast_pattern` content (the `fast_pattern:o,l` part when given),
+// else its most selective non-negated content (PatternScore); none when no content gives a piece
+// of kMinFastPattern bytes (an explicit fast_pattern that short gives way to a longer content).
+std::optional<FastPattern> ChooseFastPattern(const Rule& r) {
+  std::optional<FastPattern> best;
+  int best_score = -1;
+  bool best_explicit = false;
+  for (const Match& m : r.matches) {
+    const auto* c = std::get_if<Content>(&m);
+    if (c == nullptr || c->negated || c->bytes.empty()) continue;
+    std::string bytes = c->bytes;
+    if (c->fast_pattern && c->fast_pattern_chop) {
+      const auto [off, len] = *c->fast_pattern_chop;
+      if (off < bytes.size()) bytes = bytes.substr(off, len);
+    }
+    bytes = PatternPiece(std::move(bytes), c->nocase);
+    if (bytes.size() < kMinFastPattern) continue;
+    const int score = PatternScore(bytes, c->nocase);
+    const bool is_explicit = c->fast_pattern;
+    if (best && (best_explicit && !is_explicit)) continue;
+    if (best && best_explicit == is_explicit && score <= best_score) continue;
+    best = FastPattern{c->buffer, std::move(bytes), c->nocase};
+    best_score = score;
+    best_explicit = is_explicit;
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header groups
+
+// Header classes: 0 TCP, 1 UDP, 2 any other transport, then one per application protocol
+// (kAppClass + the protocol's value). A rule on a transport (or `ip`: all three) is in its
+// transport classes; a rule on an application protocol only in that protocol's class, which a
+// packet consults only once its flow is identified as that protocol.
+constexpr size_t kAppClass = 3;
+constexpr size_t kClassCount = kAppClass + static_cast<size_t>(Protocol::kRfb) + 1;
+
+// The classes of a rule, as a list of at most 3.
+size_t RuleClasses(Protocol p, size_t out[3]) noexcept {
+  switch (p) {
+    case Protocol::kIp:
+      out[0] = 0, out[1] = 1, out[2] = 2;
+      return 3;
+    case Protocol::kTcp:
+    case Protocol::kTcpPkt:
+    case Protocol::kTcpStream:
+      out[0] = 0;
+      return 1;
+    case Protocol::kUdp:
+      out[0] = 1;
+      return 1;
+    case Protocol::kIcmp:
+      out[0] = 2;
+      return 1;
+    default:
+      out[0] = kAppClass + static_cast<size_t>(p);
+      return 1;
+  }
+}
+
+size_t TransportClass(Protocol transport) noexcept {
+  return transport == Protocol::kTcp ? 0 : transport == Protocol::kUdp ? 1 : 2;
+}
+
+// A port set worth indexing by: not `any` and at most a sixteenth of the port space (a rule on
+// `1024:` or `!80` is indexed as port-independent).
+constexpr uint32_t kIndexedPortsMax = 4096;
+bool Narrow(const PortSet& set) {
+  if (set.IsAny()) return false;
+  uint32_t n = 0;
+  for (const auto& [lo, hi] : set.ranges) n += uint32_t{hi} - lo + 1;
+  return n <= kIndexedPortsMax;
+}
+
+// Whether two sets of ranges share a value.
+template <typename T>
+bool Intersects(const Ranges<T>& a, const Ranges<T>& b) noexcept {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (a[i].second < b[j].first) {
+      ++i;
+    } else if (b[j].second < a[i].first) {
+      ++j;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether `a` has a value outside `b`.
+template <typename T>
+bool Escapes(const Ranges<T>& a, const Ranges<T>& b) noexcept {
+  for (const auto& [lo, hi] : a) {
+    // [lo, hi] must lie within one range of b (b's ranges are disjoint and not adjacent).
+    auto it = std::upper_bound(b.begin(), b.end(), lo,
+                               [](T v, const std::pair<T, T>& x) { return v < x.first; });
+    if (it == b.begin()) return true;
+    --it;
+    if (lo < it->first || hi > it->second) return true;
+  }
+  return false;
+}
+
+// Which address classes a rule's address set can match: bit 0 outside `home`, bit 1 inside.
+unsigned AddressSides(const AddressSet& set, const AddressSet& home) noexcept {
+  unsigned sides = 0;
+  if (Intersects(set.v4, home.v4) || Intersects(set.v6, home.v6)) sides |= 2;
+  if (Escapes(set.v4, home.v4) || Escapes(set.v6, home.v6)) sides |= 1;
+  return sides;
+}
+
+// The non-`any` address set rules name most often.
+AddressSet MostNamedAddressSet(const std::vector<Rule>& rules) {
+  std::map<std::pair<Ranges<uint32_t>, Ranges<Uint128>>, size_t> count;
+  for (const Rule& r : rules) {
+    for (const AddressSet* a : {&r.source, &r.destination}) {
+      if (!a->IsAny()) ++count[{a->v4, a->v6}];
+    }
+  }
+  AddressSet home;
+  size_t best = 0;
+  for (const auto& [ranges, n] : count) {
+    if (n > best) {
+      best = n;
+      home.v4 = ranges.first;
+      home.v6 = ranges.second;
+    }
+  }
+  return home;
+}
+
+// Builds the header groups: `rules` by slot, side and port into distinct rule lists (ascending
+// rule indexes), `slots` pointing at them by index into `lists` (0: the empty list).
+void GroupRules(const std::vector<Rule>& rules, const AddressSet& home,
+                std::vector<std::vector<uint32_t>>* lists,
+                std::vector<std::array<std::array<Detector::Impl::Slot, 4>, 2>>* slots) {
+  std::map<std::vector<uint32_t>, uint32_t> index_of;
+  lists->assign(1, {});
+  index_of.emplace(std::vector<uint32_t>{}, 0);
+  auto intern = [&](std::vector<uint32_t> list) {
+    auto [it, fresh] = index_of.emplace(std::move(list), static_cast<uint32_t>(lists->size()));
+    if (fresh) lists->push_back(it->first);
+    return it->second;
+  };
+  // Rules indexed by one side's ports: the port space cut at every range boundary, each piece
+  // mapped to the list of rules whose set holds it.
+  auto port_map = [&](const std::vector<std::pair<uint32_t, const PortSet*>>& members) {
+    std::vector<uint32_t> map;
+    if (members.empty()) return map;
+    std::vector<uint32_t> cuts{0, 65536};
+    for (const auto& [r, set] : members) {
+      for (const auto& [lo, hi] : set->ranges) {
+        cuts.push_back(lo);
+        cuts.push_back(uint32_t{hi} + 1);
+      }
+    }
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    map.assign(65536, 0);
+    for (size_t k = 0; k + 1 < cuts.size(); ++k) {
+      const auto port = static_cast<uint16_t>(cuts[k]);
+      std::vector<uint32_t> list;
+      for (const auto& [r, set] : members) {
+        if (set->Contains(port)) list.push_back(r);
+      }
+      const uint32_t g = intern(std::move(list));
+      std::fill(map.begin() + cuts[k], map.begin() + cuts[k + 1], g);
+    }
+    return map;
+  };
+  // Rules by class, in rule order, and the address classes each can match (bit n: address
+  // class n; `<>` either way round).
+  std::vector<std::vector<uint32_t>> of_class(kClassCount);
+  std::vector<unsigned> address_classes(rules.size());
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    const Rule& r = rules[i];
+    size_t classes[3];
+    const size_t n = RuleClasses(r.protocol, classes);
+    for (size_t k = 0; k < n; ++k) of_class[classes[k]].push_back(i);
+    const unsigned src = AddressSides(r.source, home), dst = AddressSides(r.destination, home);
+    for (unsigned ac = 0; ac < 4; ++ac) {
+      const unsigned s_side = (ac & 1) != 0 ? 2 : 1, d_side = (ac & 2) != 0 ? 2 : 1;
+      if (((src & s_side) != 0 && (dst & d_side) != 0) ||
+          (r.bidirectional && (dst & s_side) != 0 && (src & d_side) != 0)) {
+        address_classes[i] |= 1u << ac;
+      }
+    }
+  }
+  slots->assign(kClassCount, {});
+  for (size_t t = 0; t < kClassCount; ++t) {
+    for (size_t d = 0; d < 2; ++d) {
+      for (size_t ac = 0; ac < 4; ++ac) {
+        std::vector<uint32_t> any;
+        std::vector<std::pair<uint32_t, const PortSet*>> by_dst, by_src;
+        for (const uint32_t i : of_class[t]) {
+          const Rule& r = rules[i];
+          if (r.flow.direction == FlowDirection::kToServer && d != 0) continue;
+          if (r.flow.direction == FlowDirection::kToClient && d != 1) continue;
+          if ((address_classes[i] & (1u << ac)) == 0) continue;
+          // Ports only count for TCP and UDP (HeaderMatches: an application protocol's packets
+          // are TCP or UDP), and `<>` may match either way.
+          if (t == 2 || r.bidirectional) {
+            any.push_back(i);
+          } else if (Narrow(r.destination_ports)) {
+            by_dst.emplace_back(i, &r.destination_ports);
+          } else if (Narrow(r.source_ports)) {
+            by_src.emplace_back(i, &r.source_ports);
+          } else {
+            any.push_back(i);
+          }
+        }
+        Detector::Impl::Slot& slot = (*slots)[t][d][ac];
+        slot.any = intern(std::move(any));
+        slot.by_dst = port_map(by_dst);
+        slot.by_src = port_map(by_src);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Detector::Detector() : impl_(std::make_unique<Impl>()) {}
@@ -473,7 +799,8 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   d->rules_ = std::move(kept);
   st.flowbits = bit_of.size();
 
-  // Per buffer: distinct (bytes, nocase) fast patterns and the rules that use each.
+  // Fast patterns: app-layer buffers get one database each; pkt_data patterns go to the header
+  // groups. Each database input is its distinct (bytes, nocase) patterns and the rules of each.
   struct PatternKey {
     std::string bytes;
     bool nocase;
@@ -481,12 +808,13 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
       return std::tie(bytes, nocase) < std::tie(o.bytes, o.nocase);
     }
   };
-  std::array<std::map<PatternKey, std::vector<uint32_t>>, kBufferCount> patterns;
+  using PatternMap = std::map<PatternKey, std::vector<uint32_t>>;
+  std::vector<std::optional<FastPattern>> fast(d->rules_.size());
+  std::array<PatternMap, kBufferCount> patterns;
   im.info.resize(d->rules_.size());
   for (uint32_t i = 0; i < d->rules_.size(); ++i) {
     const Rule& r = d->rules_[i];
     RuleInfo& info = im.info[i];
-    const Content* fast = nullptr;
     for (const Match& m : r.matches) {
       const Buffer b = std::holds_alternative<Content>(m) ? std::get<Content>(m).buffer
                                                           : std::get<Pcre>(m).buffer;
@@ -495,14 +823,6 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
                             [b](const Group& x) { return x.buffer == b; });
       if (g == info.groups.end()) g = info.groups.insert(info.groups.end(), Group{b, {}});
       g->matches.push_back(&m);
-      if (const auto* c = std::get_if<Content>(&m); c && !c->negated && !c->bytes.empty()) {
-        if (c->fast_pattern) {
-          if (fast == nullptr || !fast->fast_pattern) fast = c;
-        } else if (fast == nullptr ||
-                   (!fast->fast_pattern && c->bytes.size() > fast->bytes.size())) {
-          fast = c;
-        }
-      }
     }
     for (const Flowbits& f : r.flowbits) {
       std::vector<uint16_t> bits;
@@ -513,21 +833,40 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
         info.actions.push_back({f.command, bits});
       }
     }
-    if (fast == nullptr) {
-      im.always.push_back(i);
+    fast[i] = ChooseFastPattern(r);
+    if (!fast[i]) {
+      ++st.always;
       continue;
     }
-    std::string bytes = fast->bytes;
-    if (fast->fast_pattern_chop) {
-      const auto [off, len] = *fast->fast_pattern_chop;
-      if (off < bytes.size()) bytes = bytes.substr(off, len);
-    }
-    patterns[static_cast<size_t>(fast->buffer)][{bytes, fast->nocase}].push_back(i);
     ++st.prefiltered;
+    if (fast[i]->buffer != Buffer::kPacket) {
+      patterns[static_cast<size_t>(fast[i]->buffer)][{fast[i]->bytes, fast[i]->nocase}].push_back(
+          i);
+    }
   }
-  st.always = im.always.size();
+  // The header groups: rules with an app-layer fast pattern are found through that buffer's
+  // database, so a group keeps the others (pkt_data patterns, and the rules with none).
+  std::vector<std::vector<uint32_t>> lists;
+  im.home = MostNamedAddressSet(d->rules_);
+  GroupRules(d->rules_, im.home, &lists, &im.slots);
+  std::vector<PatternMap> group_patterns(lists.size());
+  im.groups.resize(lists.size());
+  for (size_t g = 0; g < lists.size(); ++g) {
+    for (const uint32_t i : lists[g]) {
+      if (!fast[i]) {
+        im.groups[g].always.push_back(i);
+      } else if (fast[i]->buffer == Buffer::kPacket) {
+        group_patterns[g][{fast[i]->bytes, fast[i]->nocase}].push_back(i);
+      }
+    }
+  }
+  st.header_groups = lists.size() - 1;
 
-  // Every database's inputs, in a fixed order: the fast patterns of each buffer, then each pcre.
+  // Every database's inputs, in a fixed order: the fast patterns of each buffer, of each header
+  // group, then each pcre.
+  std::vector<const PatternMap*> inputs;
+  for (const PatternMap& m : patterns) inputs.push_back(&m);
+  for (const PatternMap& m : group_patterns) inputs.push_back(&m);
   std::vector<const Pcre*> pcres;
   std::vector<uint32_t> pcre_rule;
   for (uint32_t i = 0; i < d->rules_.size(); ++i) {
@@ -549,9 +888,9 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
     h1 = (h1 ^ 0xff) * 0x100000001b3ull;
   };
   feed(hs_version());
-  for (size_t b = 0; b < kBufferCount; ++b) {
-    feed(std::to_string(b) + ":" + std::to_string(patterns[b].size()));
-    for (const auto& [key, rule_ids] : patterns[b]) {
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    feed(std::to_string(k) + ":" + std::to_string(inputs[k]->size()));
+    for (const auto& [key, rule_ids] : *inputs[k]) {
       feed(key.bytes);
       feed(key.nocase ? "i" : "c");
     }
@@ -565,8 +904,8 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
                 static_cast<unsigned long long>(h2));
   const std::string cache_path = cache_dir.empty() ? "" : cache_dir + "/rules-" + key_hex + ".hsdb";
 
-  // Databases in that order (nullptr: none for that buffer / a pcre Hyperscan refused).
-  std::vector<hs_database_t*> dbs(kBufferCount + pcres.size(), nullptr);
+  // Databases in that order (nullptr: no patterns there / a pcre Hyperscan refused).
+  std::vector<hs_database_t*> dbs(inputs.size() + pcres.size(), nullptr);
   auto free_dbs = [&dbs] {
     for (hs_database_t*& db : dbs) {
       if (db != nullptr) hs_free_database(db);
@@ -574,14 +913,20 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
     }
   };
   st.from_cache = !cache_path.empty() && LoadCache(cache_path, &dbs);
+  if (!st.from_cache && !cache_path.empty()) {
+    // A cache directory that does not exist yet is made (a failure only costs the next start
+    // its compile time, as a file that cannot be written does).
+    std::error_code ec;
+    std::filesystem::create_directories(cache_dir, ec);
+  }
   if (!st.from_cache) {
     free_dbs();
-    for (size_t b = 0; b < kBufferCount; ++b) {
-      if (patterns[b].empty()) continue;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      if (inputs[k]->empty()) continue;
       std::vector<const char*> exprs;
       std::vector<size_t> lens;
       std::vector<unsigned> flags, ids;
-      for (const auto& [key, rule_ids] : patterns[b]) {
+      for (const auto& [key, rule_ids] : *inputs[k]) {
         ids.push_back(static_cast<unsigned>(exprs.size()));
         exprs.push_back(key.bytes.data());
         lens.push_back(key.bytes.size());
@@ -589,10 +934,13 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
       }
       hs_compile_error_t* ce = nullptr;
       if (hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(),
-                               static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr, &dbs[b],
+                               static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr, &dbs[k],
                                &ce) != HS_SUCCESS) {
-        *error = std::string("fast patterns of ") + BufferName(static_cast<Buffer>(b)) + ": " +
-                 (ce != nullptr ? ce->message : "compile failed");
+        *error = std::string("fast patterns of ") +
+                 (k < kBufferCount
+                      ? BufferName(static_cast<Buffer>(k))
+                      : "pkt_data (header group " + std::to_string(k - kBufferCount) + ")") +
+                 ": " + (ce != nullptr ? ce->message : "compile failed");
         hs_free_compile_error(ce);
         free_dbs();
         return nullptr;
@@ -603,25 +951,30 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
     for (size_t k = 0; k < pcres.size(); ++k) {
       hs_compile_error_t* ce = nullptr;
       if (hs_compile(pcres[k]->expression.c_str(), pcres[k]->hs_flags, HS_MODE_BLOCK, nullptr,
-                     &dbs[kBufferCount + k], &ce) != HS_SUCCESS) {
+                     &dbs[inputs.size() + k], &ce) != HS_SUCCESS) {
         hs_free_compile_error(ce);
-        dbs[kBufferCount + k] = nullptr;
+        dbs[inputs.size() + k] = nullptr;
       }
     }
     if (!cache_path.empty()) SaveCache(cache_path, dbs);
   }
-  for (size_t b = 0; b < kBufferCount; ++b) {
-    Impl::Mpm& m = im.mpm[b];
-    m.db = dbs[b];
+  std::set<PatternKey> distinct;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    Impl::Mpm& m = k < kBufferCount ? im.mpm[k] : im.groups[k - kBufferCount].packet;
+    m.db = dbs[k];
     if (m.db == nullptr) continue;
-    for (const auto& [key, rule_ids] : patterns[b]) m.rules_of_pattern.push_back(rule_ids);
-    st.patterns += patterns[b].size();
+    if (k < kBufferCount) im.mpm_mask |= uint64_t{1} << k;
+    for (const auto& [key, rule_ids] : *inputs[k]) {
+      m.rules_of_pattern.push_back(rule_ids);
+      distinct.insert(key);
+    }
     ++st.databases;
     size_t bytes = 0;
     if (hs_database_size(m.db, &bytes) == HS_SUCCESS) st.database_bytes += bytes;
   }
+  st.patterns = distinct.size();
   for (size_t k = 0; k < pcres.size(); ++k) {
-    hs_database_t* db = dbs[kBufferCount + k];
+    hs_database_t* db = dbs[inputs.size() + k];
     if (db == nullptr) {
       st.dropped.emplace_back(d->rules_[pcre_rule[k]].sid,
                               "pcre refused by Hyperscan at compile: " + pcres[k]->source);
@@ -652,6 +1005,9 @@ std::unique_ptr<Scratch> Detector::NewScratch(std::string* error) const {
   for (const Impl::Mpm& m : impl_->mpm) {
     if (m.db != nullptr && !grow(m.db)) return nullptr;
   }
+  for (const Impl::HeaderGroup& g : impl_->groups) {
+    if (g.packet.db != nullptr && !grow(g.packet.db)) return nullptr;
+  }
   for (const auto& [p, db] : impl_->pcre_db) {
     if (!grow(db)) return nullptr;
   }
@@ -671,42 +1027,83 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
     s.generation = 1;
   }
   s.candidates.clear();
-  for (size_t i = 0; i < kBufferCount; ++i) {
+  // The header groups that can hold rules for this packet: of its transport's class and, once
+  // the flow's protocol is known, of that protocol's (and DCE/RPC's over SMB), the
+  // port-independent group and those of its destination and source ports.
+  const bool has_packet = b.Has(Buffer::kPacket);
+  const std::span<const uint8_t> packet = b.Get(Buffer::kPacket);
+  size_t classes[3];
+  size_t nclasses = 0;
+  classes[nclasses++] = TransportClass(p.transport);
+  if (p.app != Protocol::kIp && classes[0] != 2 &&
+      static_cast<size_t>(p.app) + kAppClass < kClassCount) {
+    classes[nclasses++] = kAppClass + static_cast<size_t>(p.app);
+    if (p.app == Protocol::kSmb)
+      classes[nclasses++] = kAppClass + static_cast<size_t>(Protocol::kDcerpc);
+  }
+  const size_t address_class =
+      (AddressMatches(im.home, p, p.src) ? 1 : 0) | (AddressMatches(im.home, p, p.dst) ? 2 : 0);
+  for (size_t c = 0; c < nclasses; ++c) {
+    const Impl::Slot& slot = im.slots[classes[c]][p.to_server ? 0 : 1][address_class];
+    const uint32_t heads[3] = {slot.any, slot.by_dst.empty() ? 0 : slot.by_dst[p.dst_port],
+                               slot.by_src.empty() ? 0 : slot.by_src[p.src_port]};
+    for (const uint32_t head : heads) {
+      if (head == 0) continue;
+      const Impl::HeaderGroup& g = im.groups[head];
+      if (g.packet.db != nullptr && has_packet) {
+        ScanCtx ctx{&g.packet.rules_of_pattern, &s};
+        hs_scan(g.packet.db, reinterpret_cast<const char*>(packet.data()),
+                static_cast<unsigned>(packet.size()), 0, s.hs, OnPattern, &ctx);
+      }
+      for (const uint32_t r : g.always) {
+        if ((im.info[r].needs & ~b.mask()) == 0) AddCandidate(s, r);
+      }
+    }
+  }
+  // App-layer buffers: one database each, for the buffers present that have one.
+  for (uint64_t todo = b.mask() & im.mpm_mask; todo != 0; todo &= todo - 1) {
+    const auto i = static_cast<size_t>(__builtin_ctzll(todo));
     const Impl::Mpm& m = im.mpm[i];
-    if (m.db == nullptr || !b.Has(static_cast<Buffer>(i))) continue;
     const std::span<const uint8_t> data = b.Get(static_cast<Buffer>(i));
     ScanCtx ctx{&m.rules_of_pattern, &s};
     hs_scan(m.db, reinterpret_cast<const char*>(data.data()), static_cast<unsigned>(data.size()), 0,
             s.hs, OnPattern, &ctx);
   }
-  for (const uint32_t r : im.always) {
-    if ((im.info[r].needs & ~b.mask()) == 0) s.candidates.push_back(r);
-  }
   std::sort(s.candidates.begin(), s.candidates.end());
 
   size_t n = 0;
-  HsPcre pcre(im, s.hs);
   for (const uint32_t r : s.candidates) {
     const Rule& rule = rules_[r];
-    const RuleInfo& info = im.info[r];
-    if ((info.needs & ~b.mask()) != 0) continue;
-    if (!HeaderMatches(rule, p) || !FlowMatches(rule.flow, p)) continue;
-    if (rule.dsize && !rule.dsize->Matches(p.payload_size)) continue;
-    if (!BitsTest(info, bits)) continue;
-    bool ok = true;
-    for (const Group& g : info.groups) {
-      int budget = kVerifyBudget;
-      if (!VerifyBuffer(g.matches, b.Get(g.buffer), &pcre, &budget)) {
-        ok = false;
-        break;
-      }
-    }
-    if (!ok) continue;
-    BitsApply(info, bits);
+    if (!Verify(r, p, b, bits, s)) continue;
+    BitsApply(im.info[r], bits);
     if (!ThresholdAllows(rule, r, p, s)) continue;
     if (!rule.noalert && n < alerts.size()) alerts[n++] = r;
   }
   return n;
+}
+
+bool Detector::Verify(uint32_t r, const PacketMeta& p, const Buffers& b, const FlowBits* bits,
+                      Scratch::Impl& s) const noexcept {
+  const Impl& im = *impl_;
+  const Rule& rule = rules_[r];
+  const RuleInfo& info = im.info[r];
+  if ((info.needs & ~b.mask()) != 0) return false;
+  if (!FlowMatches(rule.flow, p)) return false;
+  if (rule.dsize && !rule.dsize->Matches(p.payload_size)) return false;
+  if (!HeaderMatches(rule, p)) return false;
+  if (!BitsTest(info, bits)) return false;
+  HsPcre pcre(im, s.hs);
+  for (const Group& g : info.groups) {
+    int budget = kVerifyBudget;
+    if (!VerifyBuffer(g.matches, b.Get(g.buffer), &pcre, &budget)) return false;
+  }
+  return true;
+}
+
+bool Detector::Matches(uint32_t rule, const PacketMeta& p, const Buffers& b, const FlowBits* bits,
+                       Scratch& scratch) const noexcept {
+  if (rule >= rules_.size() || scratch.impl_->mark.size() != rules_.size()) return false;
+  return Verify(rule, p, b, bits, *scratch.impl_);
 }
 
 }  // namespace vigil::rules

@@ -66,9 +66,10 @@ struct FlowBits {
 struct DetectorStats {
   size_t rules = 0;
   size_t prefiltered = 0;     // rules with a fast pattern (checked only when it is seen)
-  size_t always = 0;          // rules without one (every inspection with their buffers)
+  size_t always = 0;          // rules without one (every inspection of their header group)
   size_t patterns = 0;        // distinct fast patterns over all buffers
-  size_t databases = 0;       // buffers with a fast-pattern database
+  size_t databases = 0;       // fast-pattern databases (app-layer buffers and header groups)
+  size_t header_groups = 0;   // distinct rule groups by transport, direction and port
   size_t pcres = 0;           // pcre databases (one per pcre, for verification)
   size_t flowbits = 0;        // distinct flowbit names
   size_t database_bytes = 0;  // Hyperscan database sizes
@@ -115,6 +116,12 @@ class Detector {
   size_t Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, Scratch& scratch,
                  std::span<uint32_t> alerts) const noexcept;
 
+  // Whether rule `rule` matches, checked on its own without the prefilter: every condition
+  // Inspect verifies (header, flow, dsize, flowbit tests, contents and pcres), but no threshold
+  // and no flowbit action. For tests and for explaining a rule's verdict. Never allocates.
+  bool Matches(uint32_t rule, const PacketMeta& p, const Buffers& b, const FlowBits* bits,
+               Scratch& scratch) const noexcept;
+
   const Rule& rule(uint32_t index) const { return rules_[index]; }
   size_t size() const { return rules_.size(); }
   const DetectorStats& stats() const { return stats_; }
@@ -123,6 +130,8 @@ class Detector {
 
  private:
   Detector();
+  bool Verify(uint32_t rule, const PacketMeta& p, const Buffers& b, const FlowBits* bits,
+              Scratch::Impl& scratch) const noexcept;
   std::vector<Rule> rules_;
   DetectorStats stats_;
   std::unique_ptr<Impl> impl_;

@@ -62,6 +62,13 @@ Ranges<T> Full() {
   return {{std::numeric_limits<T>::min(), std::numeric_limits<T>::max()}};
 }
 
+// r == Full<T>() without building it: IsAny runs per candidate rule on the workers.
+template <typename T>
+bool IsFull(const Ranges<T>& r) noexcept {
+  return r.size() == 1 && r[0].first == std::numeric_limits<T>::min() &&
+         r[0].second == std::numeric_limits<T>::max();
+}
+
 struct AddrValue {
   Ranges<uint32_t> v4;
   Ranges<Uint128> v6;
@@ -294,7 +301,7 @@ class GroupParser {
 
 }  // namespace
 
-bool AddressSet::IsAny() const { return v4 == Full<uint32_t>() && v6 == Full<Uint128>(); }
+bool AddressSet::IsAny() const { return IsFull(v4) && IsFull(v6); }
 
 bool AddressSet::ContainsV4(uint32_t host_order) const { return Contains(v4, host_order); }
 
@@ -302,7 +309,7 @@ bool AddressSet::ContainsV6(const std::array<uint8_t, 16>& bytes) const {
   return Contains(v6, FromBytes(bytes.data()));
 }
 
-bool PortSet::IsAny() const { return ranges == Full<uint16_t>(); }
+bool PortSet::IsAny() const { return IsFull(ranges); }
 
 bool PortSet::Contains(uint16_t port) const { return vigil::rules::Contains(ranges, port); }
 

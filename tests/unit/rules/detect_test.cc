@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -302,6 +303,113 @@ TEST(DetectPrefilter, FastPatternSelectsCandidates) {
   EXPECT_EQ(small->Inspect(One::Meta(), b, nullptr, *scratch, out), 0u);
 }
 
+// Fast pattern choice: a short explicit fast_pattern gives way to a longer content, the most
+// selective content wins over the longest, runs of zero bytes are left out of the pattern, and a
+// rule whose contents are all shorter than 3 bytes is checked on every packet of its group.
+TEST(DetectPrefilter, FastPatternChoice) {
+  std::string err;
+  auto det =
+      Detector::Build({Parse(R("content:\"ab\"; fast_pattern; content:\"LONGER\";")),
+                       Parse(R("content:\"|00 00 00 00 00 00 00 00|\"; content:\"Xq\"; "
+                               "content:\"|00 00|k7!|00 00 00|\";")),
+                       Parse(R("content:\"|00 00 00 00 00 00 00 00 00 00 00|\"; content:\"q{\";")),
+                       Parse(R("content:\"zz\";"))},
+                      &err);
+  ASSERT_NE(det, nullptr) << err;
+  EXPECT_EQ(det->stats().prefiltered, 3u);  // LONGER, k7!|00| (a piece), and the zero run itself
+  EXPECT_EQ(det->stats().always, 1u);       // zz
+  auto scratch = det->NewScratch(&err);
+  auto sids = [&](const std::string& payload) {
+    Buffers b;
+    b.Set(Buffer::kPacket, Bytes(payload));
+    PacketMeta p = One::Meta();
+    uint32_t out[8];
+    std::vector<uint32_t> got;
+    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
+    for (size_t i = 0; i < n; ++i) got.push_back(out[i] + 1);  // rule numbers (all are sid 1)
+    return got;
+  };
+  EXPECT_EQ(sids("..abLONGER"), std::vector<uint32_t>({1}));
+  EXPECT_EQ(sids("..LONGER"), std::vector<uint32_t>());  // ab is still required
+  const std::string z8(8, '\0');
+  EXPECT_EQ(sids(z8 + "Xq" + std::string("\0\0k7!\0\0\0", 8)), std::vector<uint32_t>({2}));
+  EXPECT_EQ(sids(z8 + "Xq" + std::string("\0k7!\0\0\0", 7)), std::vector<uint32_t>());
+  EXPECT_EQ(sids(std::string(11, '\0') + "q{"), std::vector<uint32_t>({3}));
+  EXPECT_EQ(sids("..zz.."), std::vector<uint32_t>({4}));
+}
+
+// Header groups (by transport or application protocol, direction, which side of the most named
+// address set each end is on, and port) only decide which rules are verified: Inspect must alert
+// on exactly the rules that match when each is checked on its own (Detector::Matches, no
+// prefilter). Rules and packets are drawn at random from headers that exercise every grouping
+// decision.
+TEST(DetectPrefilter, HeaderGroupsLoseNoRule) {
+  const char* protos[] = {"tcp", "udp", "ip", "icmp", "http", "smb", "dcerpc", "dns", "tls"};
+  const char* addrs[] = {
+      "any", "$HOME_NET", "$EXTERNAL_NET", "10.1.0.0/16", "[192.0.2.1,10.0.0.1]", "!10.0.0.1"};
+  const char* ports[] = {
+      "any", "80", "445", "[139,445]", "1024:", "!80", "1:1023", "53", "8000:8100"};
+  const char* flows[] = {"", "flow:to_server; ", "flow:to_client; ", "flow:established; "};
+  const char* tokens[] = {"alpha", "beta", "|00 00|gam|00 00|", "de", "epsil"};
+  const char* token_bytes[] = {"alpha", "beta", "\0\0gam\0\0", "de", "epsil"};
+  const size_t token_len[] = {5, 4, 7, 2, 5};
+  uint64_t seed = 0x2545f4914f6cdd1dull;
+  auto next = [&seed](size_t n) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    return static_cast<size_t>(seed % n);
+  };
+  std::vector<std::string> texts;
+  for (int i = 0; i < 400; ++i) {
+    texts.push_back(std::string("alert ") + protos[next(9)] + " " + addrs[next(6)] + " " +
+                    ports[next(9)] + (next(5) == 0 ? " <> " : " -> ") + addrs[next(6)] + " " +
+                    ports[next(9)] + " (msg:\"r\"; " + flows[next(4)] + "content:\"" +
+                    tokens[next(5)] + "\"; sid:" + std::to_string(i + 1) + ";)");
+  }
+  std::vector<Rule> all;
+  for (const std::string& t : texts) all.push_back(Parse(t));
+  std::string err;
+  auto det = Detector::Build(std::move(all), &err);
+  ASSERT_NE(det, nullptr) << err;
+  EXPECT_GT(det->stats().header_groups, 20u);
+  auto scratch = det->NewScratch(&err);
+  const std::array<uint8_t, 16> hosts[] = {
+      {10, 0, 0, 1}, {10, 1, 2, 3}, {192, 0, 2, 1}, {8, 8, 8, 8}};
+  const uint16_t pports[] = {80, 445, 139, 53, 1234, 50000, 8050, 22};
+  const Protocol apps[] = {Protocol::kIp, Protocol::kHttp, Protocol::kSmb, Protocol::kDcerpc,
+                           Protocol::kDns};
+  const Protocol transports[] = {Protocol::kTcp, Protocol::kUdp, Protocol::kIcmp};
+  size_t alerts = 0;
+  for (int k = 0; k < 5000; ++k) {
+    PacketMeta p;
+    p.transport = transports[next(3)];
+    p.app = p.transport == Protocol::kIcmp ? Protocol::kIp : apps[next(5)];
+    p.src = hosts[next(4)];
+    p.dst = hosts[next(4)];
+    p.src_port = pports[next(8)];
+    p.dst_port = pports[next(8)];
+    p.to_server = next(2) == 0;
+    p.established = next(2) == 0;
+    std::string payload = "..";
+    for (int t = 0; t < 3; ++t) {
+      const size_t tok = next(5);
+      payload += std::string(token_bytes[tok], token_len[tok]) + ".";
+    }
+    p.payload_size = static_cast<uint32_t>(payload.size());
+    Buffers b;
+    b.Set(Buffer::kPacket, Bytes(payload));
+    uint32_t out[512];
+    std::vector<uint32_t> got, want;
+    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
+    for (size_t i = 0; i < n; ++i) got.push_back(det->rule(out[i]).sid);
+    for (uint32_t r = 0; r < det->size(); ++r) {
+      if (det->Matches(r, p, b, nullptr, *scratch)) want.push_back(det->rule(r).sid);
+    }
+    ASSERT_EQ(got, want) << "packet " << k;
+    alerts += got.size();
+  }
+  EXPECT_GT(alerts, 2000u);  // the draw exercises matches, not only misses
+}
+
 // The whole ET Open 2019 set: it compiles, and the numbers are printed.
 TEST(DetectEtOpen, BuildsTheWholeSet) {
   const std::string dir = std::string(VIGIL_SOURCE_DIR) + "/../shared/data/rules/et-open-2019";
@@ -340,10 +448,11 @@ TEST(DetectEtOpen, BuildsTheWholeSet) {
   std::filesystem::remove_all(cache);
   std::printf(
       "ET Open 2019: %zu rules, %zu prefiltered, %zu always checked, %zu fast patterns in %zu "
-      "databases, %zu pcre databases, %zu flowbits, %zu dropped, %.1f MB of databases, built in "
+      "databases (%zu header groups), %zu pcre databases, %zu flowbits, %zu dropped, %.1f MB of "
+      "databases, built in "
       "%.0f ms\n",
-      st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.pcres, st.flowbits,
-      st.dropped.size(), st.database_bytes / 1e6, st.build_ms);
+      st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups, st.pcres,
+      st.flowbits, st.dropped.size(), st.database_bytes / 1e6, st.build_ms);
   std::printf("ET Open 2019: %zu rules with dcerpc.iface/opnum left out\n", dcerpc);
   EXPECT_EQ(st.rules + dcerpc, n);            // no flowbit overflow in ET Open
   EXPECT_LE(st.dropped.size(), dcerpc + 5u);  // pcres Hyperscan refuses only at full compile
