@@ -1007,6 +1007,10 @@ class ConfigLoader {
                      {"vars", path(&d.vars)},
                      {"classification", path(&d.classification)},
                      {"cache_dir", path(&d.cache_dir)},
+                     {"inline_actions",
+                      [&](const Item& i) {
+                        if (auto b = p_.Bool(i)) d.inline_actions = *b;
+                      }},
                      {"invalid_rules",
                       [&](const Item& i) {
                         auto v = p_.String(i);

@@ -141,6 +141,10 @@ struct DetectConfig {
   // syntax or value, duplicate sid): true ("refuse") fails the push and lists each; false
   // ("skip") loads the rest, as the start-up always does. Feeds such as ET Open carry a few.
   bool refuse_invalid_rules = true;
+  // detect.inline_actions: true (IPS) makes `drop` rules drop the packet and the rest of its flow
+  // and `reject` rules also reset TCP (RST to both ends) or answer UDP with ICMP port
+  // unreachable; false (IDS) makes them alert like `alert` rules.
+  bool inline_actions = true;
   // detect.inline: rules written in the configuration itself (a pushed configuration carries
   // its rules this way), loaded after the files. `inline_file` and `inline_line` (1-based line
   // of the first rule line) place rejections in the document.

@@ -155,7 +155,8 @@ bool Dataplane::ConfigCommand(const std::string& op, const YAML::Node& req, std:
         }
         if (s->error_count == 0) {
           std::string e;
-          s->snapshot = MakeDetectSnapshot(std::move(load.detector), workers, s->version, &e);
+          s->snapshot = MakeDetectSnapshot(std::move(load.detector), workers, s->version,
+                                           s->config.detect.inline_actions, &e);
           if (s->snapshot == nullptr) s->AddError(s->name, 0, 0, "dataplane.detect", e);
         }
         s->build_ms =

@@ -106,7 +106,8 @@ std::string Dataplane::Init(const Config& config, const RunOptions& options) {
     detect_stats_ = load.stats;
     detect_summary_ = load.summary;
     std::string serr;
-    rule_set = MakeDetectSnapshot(std::move(load.detector), nb_workers, "", &serr);
+    rule_set = MakeDetectSnapshot(std::move(load.detector), nb_workers, "",
+                                  config.detect.inline_actions, &serr);
     if (rule_set == nullptr) return serr;
   }
   // Every worker can inspect: a pushed configuration may turn detect on (or change its rules)
@@ -717,6 +718,8 @@ std::string Dataplane::CountersJson() const {
       AppendKV(&o, "inspected", c.detect_inspected.Get());
       AppendKV(&o, "alerts", c.detect_alerts.Get());
       AppendKV(&o, "alerts_lost", c.detect_alerts_lost.Get());
+      AppendKV(&o, "drops", c.detect_drops.Get());
+      AppendKV(&o, "rejects", c.detect_rejects.Get());
     }
     if (blocks_ != nullptr) {
       o += "},\"respond\":{";
@@ -775,11 +778,13 @@ std::string Dataplane::CountersJson() const {
   }
   if (detects_ != nullptr && detects_->snapshot() != nullptr) {
     const auto& rule_set = detects_->snapshot();
-    uint64_t inspected = 0, alerts = 0, lost = 0;
+    uint64_t inspected = 0, alerts = 0, lost = 0, drops = 0, rejects = 0;
     for (const auto& w : workers_) {
       inspected += w->counters().detect_inspected.Get();
       alerts += w->counters().detect_alerts.Get();
       lost += w->counters().detect_alerts_lost.Get();
+      drops += w->counters().detect_drops.Get();
+      rejects += w->counters().detect_rejects.Get();
     }
     o += ",\"detect\":{";
     AppendKV(&o, "rules_loaded", rule_set->detector->size(), false);
@@ -789,6 +794,8 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "inspected", inspected);
     AppendKV(&o, "alerts", alerts);
     AppendKV(&o, "alerts_lost", lost);
+    AppendKV(&o, "drops", drops);
+    AppendKV(&o, "rejects", rejects);
     o += "}";
   }
   if (blocks_ != nullptr) {

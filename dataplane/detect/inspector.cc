@@ -71,10 +71,11 @@ std::vector<const rules::Rejection*> RejectsForPush(const DetectLoad& load) {
 
 std::shared_ptr<const DetectSnapshot> MakeDetectSnapshot(
     std::shared_ptr<const rules::Detector> detector, size_t workers, std::string version,
-    std::string* error) {
+    bool inline_actions, std::string* error) {
   static std::atomic<uint64_t> serials{0};
   auto s = std::make_shared<DetectSnapshot>();
   s->version = std::move(version);
+  s->inline_actions = inline_actions;
   s->serial = serials.fetch_add(1, std::memory_order_relaxed) + 1;
   for (size_t i = 0; i < workers; ++i) {
     std::string e;
@@ -153,6 +154,7 @@ void Inspector::Use(const DetectSnapshot* snapshot) noexcept {
       worker_ < snapshot->scratches.size() && snapshot->scratches[worker_] != nullptr) {
     detector_ = snapshot->detector.get();
     scratch_ = snapshot->scratches[worker_].get();
+    inline_actions_ = snapshot->inline_actions;
   }
   // Flowbit numbers belong to a rule set: bits set under the previous one are dropped.
   if (++gen_ == 0) gen_ = 1;  // after 2^32 switches; 0 is reserved for never-used entries
@@ -161,6 +163,7 @@ void Inspector::Use(const DetectSnapshot* snapshot) noexcept {
 
 uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
                              std::span<const uint8_t> frame, uint64_t now_ns) noexcept {
+  verdict_ = RuleVerdict::kPass;
   if (detector_ == nullptr || meta.payload_len == 0 || meta.payload_offset == 0 ||
       size_t{meta.payload_offset} + meta.payload_len > frame.size()) {
     return 0;
@@ -196,13 +199,35 @@ uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const
   ++counters_.inspected;
   const size_t n =
       detector_->Inspect(p, buffers_, &bits_[flow_index], *scratch_, std::span<uint32_t>(alerts_));
-  for (size_t i = 0; i < n; ++i) Emit(flow, dir, meta, detector_->rule(alerts_[i]), now_ns);
+  // Inline actions: the strongest action among the rules that alerted (reject > drop).
+  if (inline_actions_) {
+    for (size_t i = 0; i < n; ++i) {
+      const rules::Action a = detector_->rule(alerts_[i]).action;
+      if (a == rules::Action::kReject) {
+        verdict_ = RuleVerdict::kReject;
+      } else if (a == rules::Action::kDrop && verdict_ == RuleVerdict::kPass) {
+        verdict_ = RuleVerdict::kDrop;
+      }
+    }
+    if (verdict_ != RuleVerdict::kPass) {
+      ++counters_.drops;
+      if (verdict_ == RuleVerdict::kReject) ++counters_.rejects;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const rules::Rule& rule = detector_->rule(alerts_[i]);
+    // alert.action: "blocked" for a drop or reject rule that acted, "allowed" for the others
+    // (alert and pass rules, and every rule in IDS mode), as Suricata reports it.
+    const bool acted = inline_actions_ && (rule.action == rules::Action::kDrop ||
+                                           rule.action == rules::Action::kReject);
+    Emit(flow, dir, meta, rule, acted, now_ns);
+  }
   if (n > 0) flow.alerted = 1;
   return static_cast<uint32_t>(n);
 }
 
 void Inspector::Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
-                     uint64_t now_ns) noexcept {
+                     bool enforced, uint64_t now_ns) noexcept {
   ++counters_.alerts;
   if (ring_ == nullptr) {
     ++counters_.alerts_lost;
@@ -210,7 +235,7 @@ void Inspector::Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, cons
   }
   writer_.Reset();
   writer_.ObjectBegin("alert");
-  writer_.Str("action", "allowed");
+  writer_.Str("action", enforced ? "blocked" : "allowed");
   writer_.Uint("gid", rule.gid);
   writer_.Uint("signature_id", rule.sid);
   writer_.Uint("rev", rule.rev);

@@ -49,7 +49,8 @@ std::vector<const rules::Rejection*> RejectsForPush(const DetectLoad& load);
 struct DetectSnapshot {
   std::shared_ptr<const rules::Detector> detector;
   std::vector<std::unique_ptr<rules::Scratch>> scratches;
-  std::string version;  // the configuration version it came with ("" at start-up)
+  std::string version;         // the configuration version it came with ("" at start-up)
+  bool inline_actions = true;  // detect.inline_actions: drop/reject rules act (else alert only)
   // Unique per snapshot built (MakeDetectSnapshot): a new snapshot at a freed one's address is
   // still told apart by the workers, which compare pointer and serial.
   uint64_t serial = 0;
@@ -59,7 +60,7 @@ struct DetectSnapshot {
 // scratch cannot be allocated.
 std::shared_ptr<const DetectSnapshot> MakeDetectSnapshot(
     std::shared_ptr<const rules::Detector> detector, size_t workers, std::string version,
-    std::string* error);
+    bool inline_actions, std::string* error);
 
 // Loads config.rules (with config.vars, else the built-in defaults, and config.classification)
 // and builds the Detector (cached in config.cache_dir when set). Main thread, start-up.
@@ -72,6 +73,15 @@ struct InspectorCounters {
   uint64_t inspected = 0;    // packets given to the Detector
   uint64_t alerts = 0;       // alerts raised
   uint64_t alerts_lost = 0;  // alert records the event ring had no room for
+  uint64_t drops = 0;        // packets a drop or reject rule dropped (inline actions on)
+  uint64_t rejects = 0;      // of those, by a reject rule
+};
+
+// What the rules decided for the packet OnPacket inspected last (inline actions on).
+enum class RuleVerdict : uint8_t {
+  kPass,    // forward it
+  kDrop,    // a `drop` rule matched: drop it and the rest of its flow
+  kReject,  // a `reject` rule matched: as kDrop, and reset TCP / ICMP port unreachable for UDP
 };
 
 class Inspector {
@@ -126,12 +136,15 @@ class Inspector {
   // Replay: the 1-based number of the packet being processed (the alert's pcap_cnt).
   void set_packet_number(uint64_t n) noexcept { pcap_cnt_ = n; }
 
+  // The verdict on the last packet given to OnPacket (kPass when it was not inspected).
+  RuleVerdict verdict() const noexcept { return verdict_; }
+
   const InspectorCounters& counters() const noexcept { return counters_; }
   const rules::Detector& detector() const noexcept { return *detector_; }
 
  private:
   void Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
-            uint64_t now_ns) noexcept;
+            bool enforced, uint64_t now_ns) noexcept;
 
   std::shared_ptr<const DetectSnapshot> owned_;  // the fixed rule set of the second constructor
   const DetectSnapshot* snapshot_ = nullptr;     // the rule set in use (RCU: see Use())
@@ -144,6 +157,8 @@ class Inspector {
   size_t gen_bytes_ = 0;
   uint32_t gen_ = 1;  // bumped by Use(); entries start at 0, so unused entries read as stale
   uint64_t switches_ = 0;
+  bool inline_actions_ = true;
+  RuleVerdict verdict_ = RuleVerdict::kPass;
   uint16_t worker_;
   EventRing* ring_;
   uint64_t pcap_cnt_ = 0;

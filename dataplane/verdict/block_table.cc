@@ -350,4 +350,62 @@ size_t BuildTcpRst(std::span<const uint8_t> frame, const PacketMeta& m, bool tow
   return n;
 }
 
+size_t BuildIcmpUnreachable(std::span<const uint8_t> frame, const PacketMeta& m,
+                            std::span<uint8_t> out) noexcept {
+  if (m.ip_proto != 17 || m.l4_offset == 0 || m.l3_offset < 14 ||
+      out.size() < kIcmpUnreachableMaxBytes || m.l3_offset > 14 + 4 * kMaxVlans ||
+      (m.ip_version != 4 && m.ip_version != 6)) {
+    return 0;
+  }
+  // The quoted part: the packet's IP header (with options, for IPv4) and 8 bytes after it.
+  const size_t quoted = static_cast<size_t>(m.l4_offset - m.l3_offset) + 8;
+  if (frame.size() < static_cast<size_t>(m.l4_offset) + 8 || quoted > 60 + 8) return 0;
+  uint8_t* o = out.data();
+  std::memcpy(o, frame.data(), m.l3_offset);  // Ethernet and VLAN tags, MACs swapped
+  std::memcpy(o, frame.data() + 6, 6);
+  std::memcpy(o + 6, frame.data(), 6);
+  uint8_t* ip = o + m.l3_offset;
+  size_t ip_len;
+  uint32_t sum = 0;
+  if (m.ip_version == 4) {
+    if (!IsV4Mapped(m.src_addr) || !IsV4Mapped(m.dst_addr)) return 0;
+    ip_len = 20;
+    std::memset(ip, 0, 20);
+    ip[0] = 0x45;
+    ip[1] = 0xc0;  // precedence "internetwork control", as stacks send ICMP errors
+    Put16(ip + 2, static_cast<uint16_t>(20 + 8 + quoted));
+    ip[8] = 64;
+    ip[9] = 1;
+    std::memcpy(ip + 12, m.dst_addr + 12, 4);
+    std::memcpy(ip + 16, m.src_addr + 12, 4);
+    uint32_t acc = 0;
+    Sum16(ip, 20, &acc);
+    Put16(ip + 10, Finish(acc));
+  } else {
+    ip_len = 40;
+    std::memset(ip, 0, 40);
+    ip[0] = 0x60;
+    Put16(ip + 4, static_cast<uint16_t>(8 + quoted));
+    ip[6] = 58;
+    ip[7] = 64;
+    std::memcpy(ip + 8, m.dst_addr, 16);
+    std::memcpy(ip + 24, m.src_addr, 16);
+    Sum16(ip + 8, 32, &sum);  // pseudo-header: addresses, length, next header
+    sum += static_cast<uint32_t>(8 + quoted) + 58;
+  }
+  uint8_t* icmp = ip + ip_len;
+  std::memset(icmp, 0, 8);
+  icmp[0] = m.ip_version == 4 ? 3 : 1;  // destination unreachable
+  icmp[1] = m.ip_version == 4 ? 3 : 4;  // port unreachable
+  std::memcpy(icmp + 8, frame.data() + m.l3_offset, quoted);
+  Sum16(icmp, 8 + quoted, &sum);
+  Put16(icmp + 2, Finish(sum));
+  size_t n = m.l3_offset + ip_len + 8 + quoted;
+  if (n < 60) {  // Ethernet minimum (without FCS)
+    std::memset(o + n, 0, 60 - n);
+    n = 60;
+  }
+  return n;
+}
+
 }  // namespace vigil::dp

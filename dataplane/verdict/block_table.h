@@ -121,4 +121,15 @@ inline constexpr size_t kRstMaxBytes = 14 + 4 * kMaxVlans + 40 + 20;
 size_t BuildTcpRst(std::span<const uint8_t> frame, const PacketMeta& m, bool toward_sender,
                    std::span<uint8_t> out) noexcept;
 
+// An ICMP destination unreachable, port unreachable (ICMPv4 type 3 code 3, ICMPv6 type 1 code 4)
+// toward the sender of `frame` (decoded into `m`, a UDP packet), as its destination would answer
+// a closed port: Ethernet and VLAN tags kept with the MACs swapped, a new IP header from the
+// packet's destination to its source, and as payload the packet's IP header and the first 8
+// bytes after it (RFC 792; RFC 4443 allows more, 8 is what every stack reads). Checksums
+// computed. Returns the frame length, or 0 when `frame` is not a decodable UDP packet or `out`
+// is too small (kIcmpUnreachableMaxBytes).
+inline constexpr size_t kIcmpUnreachableMaxBytes = 14 + 4 * kMaxVlans + 40 + 8 + 60 + 8;
+size_t BuildIcmpUnreachable(std::span<const uint8_t> frame, const PacketMeta& m,
+                            std::span<uint8_t> out) noexcept;
+
 }  // namespace vigil::dp

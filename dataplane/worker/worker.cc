@@ -34,6 +34,8 @@ const char* DropReasonName(DropReason r) noexcept {
       return "defrag_policy";
     case DropReason::kBlocked:
       return "blocked";
+    case DropReason::kRule:
+      return "rule";
     case DropReason::kCount:
       break;
   }
@@ -96,11 +98,36 @@ void Worker::EnableDetect(RcuPublisher<DetectSnapshot>* detects) {
   inspector_ = std::make_unique<Inspector>(flows_.capacity(), options_.worker_id, event_ring_);
 }
 
-void Worker::Inspect(const FlowLookup& fl, const PacketMeta& meta,
-                     std::span<const uint8_t> frame) noexcept {
+bool Worker::Inspect(const FlowLookup& fl, const PacketMeta& meta, std::span<const uint8_t> frame,
+                     uint16_t tx_index, rte_mbuf* m) noexcept {
   const uint32_t index = flows_.IndexOf(*fl.flow);
   if (fl.created) inspector_->ResetFlow(index);
   inspector_->OnPacket(*fl.flow, index, fl.dir, meta, frame, now_ns_);
+  const RuleVerdict v = inspector_->verdict();
+  if (v == RuleVerdict::kPass) [[likely]] {
+    return false;
+  }
+  fl.flow->action = FlowAction::kDrop;  // the rest of the flow, both directions
+  if (v == RuleVerdict::kReject && tx_index != UINT16_MAX) {
+    // Whatever is staged goes first: a reply must not overtake the packets before it.
+    FlushTx(tx_index);
+    const uint16_t back = reverse_tx_[tx_index];
+    if (meta.ip_proto == 6 && (meta.tcp_flags & kTcpRst) == 0) {
+      SendRst(tx_index, m, frame, meta, false);
+      if (back != UINT16_MAX) {
+        FlushTx(back);
+        SendRst(back, m, frame, meta, true);
+      }
+    } else if (meta.ip_proto == 17 && back != UINT16_MAX) {
+      uint8_t buf[kIcmpUnreachableMaxBytes];
+      const size_t n = BuildIcmpUnreachable(frame, meta, buf);
+      if (n > 0) {
+        FlushTx(back);
+        SendFrame(back, m, {buf, n});
+      }
+    }
+  }
+  return true;
 }
 
 uint64_t Worker::WallNs(uint64_t tsc) const noexcept {
@@ -231,8 +258,9 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
       if (Blocked(q, tx_index, m, b)) continue;
     }
     if (b.defrag) [[unlikely]] {
-      if (!Defragment(m, b.meta)) {
-        Drop(q.rx_port_index, m, DropReason::kDefragPolicy);
+      DropReason reason = DropReason::kDefragPolicy;
+      if (!Defragment(m, b.meta, &reason)) {
+        Drop(q.rx_port_index, m, reason);
         continue;
       }
     } else if (b.track) {
@@ -257,7 +285,10 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
           Drop(q.rx_port_index, m, DropReason::kStreamPolicy);
           continue;
         }
-        if (inspect_) Inspect(fl, b.meta, {data, span_len});
+        if (inspect_ && Inspect(fl, b.meta, {data, span_len}, tx_index, m)) [[unlikely]] {
+          Drop(q.rx_port_index, m, DropReason::kRule);
+          continue;
+        }
       }
     }
     Stage(tx_index, m);
@@ -279,7 +310,7 @@ void Worker::PublishFlowCounters() noexcept {
   for (int b = 0; b < kAnomalyBits; ++b) counters_.anomalies[b].Set(anomaly_counts_[b]);
 }
 
-bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept {
+bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta, DropReason* reason) noexcept {
   const uint32_t len = rte_pktmbuf_pkt_len(m);
   const uint32_t span_len = len < sizeof(scratch_) ? len : sizeof(scratch_);
   const auto* frame = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, span_len, scratch_));
@@ -326,7 +357,12 @@ bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept {
         SessionManager::Verdict::kForward) {
       return false;
     }
-    if (inspect_) Inspect(fl, dm, dgram);
+    // A drop or reject rule drops the fragment that completed the datagram (no reply is sent
+    // for a reassembled datagram).
+    if (inspect_ && Inspect(fl, dm, dgram, UINT16_MAX, m)) {
+      *reason = DropReason::kRule;
+      return false;
+    }
   }
   return true;
 }
@@ -388,6 +424,8 @@ void Worker::PublishSessionCounters() noexcept {
     w.detect_inspected.Set(d.inspected);
     w.detect_alerts.Set(d.alerts);
     w.detect_alerts_lost.Set(d.alerts_lost);
+    w.detect_drops.Set(d.drops);
+    w.detect_rejects.Set(d.rejects);
   }
 }
 
@@ -466,20 +504,28 @@ bool Worker::Blocked(const WorkerQueue& q, uint16_t tx_index, rte_mbuf* m,
 
 void Worker::SendRst(uint16_t tx_index, rte_mbuf* like, std::span<const uint8_t> frame,
                      const PacketMeta& meta, bool toward_sender) noexcept {
+  uint8_t buf[kRstMaxBytes];
+  const size_t n = BuildTcpRst(frame, meta, toward_sender, buf);
+  if (n == 0) {
+    counters_.resets_failed.Add(1);
+    return;
+  }
+  SendFrame(tx_index, like, {buf, n});
+}
+
+void Worker::SendFrame(uint16_t tx_index, rte_mbuf* like, std::span<const uint8_t> frame) noexcept {
   rte_mbuf* r = rte_pktmbuf_alloc(like->pool);
   if (r == nullptr) {
     counters_.resets_failed.Add(1);
     return;
   }
-  uint8_t buf[kRstMaxBytes];
-  const size_t n = BuildTcpRst(frame, meta, toward_sender, buf);
-  char* p = n == 0 ? nullptr : rte_pktmbuf_append(r, static_cast<uint16_t>(n));
+  char* p = rte_pktmbuf_append(r, static_cast<uint16_t>(frame.size()));
   if (p == nullptr) {
     rte_pktmbuf_free(r);
     counters_.resets_failed.Add(1);
     return;
   }
-  std::memcpy(p, buf, n);
+  std::memcpy(p, frame.data(), frame.size());
   const TxBuffer& t = tx_[tx_index];
   if (rte_eth_tx_burst(t.port_id, t.queue, &r, 1) == 1) {
     counters_.resets_sent.Add(1);

@@ -50,6 +50,7 @@ enum class DropReason : uint8_t {
   kStreamPolicy,   // the stream_memcap exception policy dropped it (drop-packet, drop-flow)
   kDefragPolicy,   // the defrag_memcap exception policy dropped this fragment
   kBlocked,        // an entry of the block table (respond) matched it
+  kRule,           // a drop or reject rule matched it (its flow's later packets: kFlowAction)
   kCount,
 };
 const char* DropReasonName(DropReason r) noexcept;
@@ -124,10 +125,13 @@ struct alignas(64) WorkerCounters {
   Counter detect_inspected;
   Counter detect_alerts;
   Counter detect_alerts_lost;  // alert records lost because the event ring was full
+  Counter detect_drops;        // packets a drop or reject rule dropped (DropReason::kRule)
+  Counter detect_rejects;      // of those, by a reject rule (an RST pair or ICMP sent back)
   // Respond: the block table.
   Counter blocked;         // packets dropped by a block entry (also DropReason::kBlocked per port)
-  Counter resets_sent;     // TCP RSTs injected (two per reset flow: one toward each end)
-  Counter resets_failed;   // an RST not sent: no mbuf, or the TX queue was full
+  Counter resets_sent;     // TCP RSTs injected (two per reset flow: one toward each end), and
+                           // ICMP port unreachables of reject rules
+  Counter resets_failed;   // an RST or ICMP not sent: no mbuf, or the TX queue was full
   Counter block_reloads;   // block tables this worker has picked up
   Counter detect_reloads;  // rule sets this worker has switched to
 };
@@ -223,7 +227,8 @@ class Worker final : public FlowEndSink {
   void Stage(uint16_t tx_index, rte_mbuf* m) noexcept;
   // A fragment: hands it to the defragmenter; a completed datagram is decoded and inspected like
   // any packet. Returns false when the fragment is to be dropped.
-  bool Defragment(rte_mbuf* m, const PacketMeta& meta) noexcept;
+  // *reason: why, when it is dropped (kDefragPolicy unless a rule dropped the datagram).
+  bool Defragment(rte_mbuf* m, const PacketMeta& meta, DropReason* reason) noexcept;
   void PublishDefragCounters() noexcept;
   void FlushTx(uint16_t tx_index) noexcept;
   void FlushAll() noexcept;
@@ -232,14 +237,19 @@ class Worker final : public FlowEndSink {
   void PublishFlowCounters() noexcept;
   void PublishSessionCounters() noexcept;
   // After the session layer: the signature engine on a tracked TCP/UDP packet.
-  void Inspect(const FlowLookup& fl, const PacketMeta& meta,
-               std::span<const uint8_t> frame) noexcept;
+  // True when a drop or reject rule dropped the packet (its flow is then marked drop, and for a
+  // reject the RSTs or the ICMP port unreachable are sent on `tx_index` and its reverse; none
+  // when it is UINT16_MAX).
+  bool Inspect(const FlowLookup& fl, const PacketMeta& meta, std::span<const uint8_t> frame,
+               uint16_t tx_index, rte_mbuf* m) noexcept;
   uint64_t WallNs(uint64_t tsc) const noexcept;
   // The block check on a packet whose table is non-empty: true when it was dropped (and, for a
   // TCP flow not reset yet, an RST sent to each end).
   bool Blocked(const WorkerQueue& q, uint16_t tx_index, rte_mbuf* m, const BurstSlot& b) noexcept;
   void SendRst(uint16_t tx_index, rte_mbuf* like, std::span<const uint8_t> frame,
                const PacketMeta& meta, bool toward_sender) noexcept;
+  // Sends `frame` (built by BuildTcpRst or BuildIcmpUnreachable) on TX buffer `tx_index`.
+  void SendFrame(uint16_t tx_index, rte_mbuf* like, std::span<const uint8_t> frame) noexcept;
 
   WorkerOptions options_;
   FlowTable flows_;

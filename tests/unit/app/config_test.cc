@@ -342,8 +342,11 @@ TEST(ConfigTest, DetectSectionDefaultsValuesAndErrors) {
   vars: vars.yaml
   classification: classification.config
   cache_dir: cache
+  inline_actions: false
 )");
   EXPECT_TRUE(c.detect.enabled);
+  EXPECT_FALSE(c.detect.inline_actions);
+  EXPECT_TRUE(LoadOk(kMinimal).detect.inline_actions);  // IPS unless turned off
   // LoadConfigString leaves paths as written; LoadConfigFile resolves them (below).
   EXPECT_THAT(c.detect.rules, ElementsAre("a.rules", "/abs/b.rules"));
   EXPECT_EQ(c.detect.vars, "vars.yaml");
@@ -358,7 +361,7 @@ TEST(ConfigTest, DetectSectionDefaultsValuesAndErrors) {
                Err(8, 10, "detect.rules", HasSubstr("expected a sequence")),
                Err(9, 3, "detect.cache",
                    HasSubstr("unknown key; expected one of: enabled, rules, inline, vars, "
-                             "classification, cache_dir, invalid_rules")));
+                             "classification, cache_dir, inline_actions, invalid_rules")));
   ExpectErrors(std::string(kMinimal) + "detect:\n  enabled: true\n",
                Err(7, 12, "detect.rules", Eq("detect is enabled but lists no rule files")));
 }

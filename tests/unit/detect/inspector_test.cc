@@ -179,7 +179,7 @@ TEST_F(InspectorTest, UseSwitchesRuleSetsAndDropsTheOldSetsFlowbits) {
   std::string err;
   auto det = rules::Detector::Build(std::move(loaded.rules), &err);
   ASSERT_NE(det, nullptr) << err;
-  auto snapshot = MakeDetectSnapshot(std::move(det), 1, "v2", &err);
+  auto snapshot = MakeDetectSnapshot(std::move(det), 1, "v2", true, &err);
   ASSERT_NE(snapshot, nullptr) << err;
   const uint64_t switches = inspector_->switches();
   EXPECT_TRUE(inspector_->Follow(snapshot.get()));
@@ -202,10 +202,49 @@ TEST_F(InspectorTest, UseSwitchesRuleSetsAndDropsTheOldSetsFlowbits) {
   EXPECT_EQ(Packet(40000, 9999, true, kPsh | kAck, "VIGILTEST"), 0u);
   EXPECT_EQ(inspector_->counters().inspected, inspected);
   // A snapshot without a scratch for this worker is not used.
-  auto other = MakeDetectSnapshot(snapshot->detector, 0, "v3", &err);
+  auto other = MakeDetectSnapshot(snapshot->detector, 0, "v3", true, &err);
   ASSERT_NE(other, nullptr);
   inspector_->Use(other.get());
   EXPECT_FALSE(inspector_->active());
+}
+
+// Inline actions: a drop rule's verdict drops the packet (the worker then drops the flow), a
+// reject rule's asks for the reset, alerts say "blocked"; with inline actions off (IDS), the
+// same rules only alert, "allowed".
+TEST_F(InspectorTest, DropAndRejectRulesGiveVerdictsUnlessInlineActionsAreOff) {
+  constexpr char kActions[] =
+      "drop tcp any any -> any 9999 (msg:\"drop it\"; content:\"BAD\"; sid:2001;)\n"
+      "reject tcp any any -> any 9999 (msg:\"reject it\"; content:\"WORSE\"; sid:2002;)\n"
+      "alert tcp any any -> any 9999 (msg:\"note it\"; content:\"BAD\"; sid:2003;)\n";
+  for (const bool inline_actions : {true, false}) {
+    rules::LoadResult loaded;
+    rules::LoadRulesText(kActions, "a.rules", rules::DefaultVars(), nullptr, &loaded);
+    ASSERT_TRUE(loaded.rejections.empty());
+    std::string err;
+    auto det = rules::Detector::Build(std::move(loaded.rules), &err);
+    ASSERT_NE(det, nullptr) << err;
+    auto snapshot = MakeDetectSnapshot(std::move(det), 1, "", inline_actions, &err);
+    ASSERT_NE(snapshot, nullptr) << err;
+    inspector_->Use(snapshot.get());
+    Handshake(41000, 9999);
+    EXPECT_EQ(Packet(41000, 9999, true, kPsh | kAck, "fine"), 0u);
+    EXPECT_EQ(inspector_->verdict(), RuleVerdict::kPass);
+    EXPECT_EQ(Packet(41000, 9999, true, kPsh | kAck, "BAD"), 2u);
+    EXPECT_EQ(inspector_->verdict(), inline_actions ? RuleVerdict::kDrop : RuleVerdict::kPass);
+    EXPECT_EQ(Packet(41000, 9999, true, kPsh | kAck, "BAD WORSE"), 3u);
+    EXPECT_EQ(inspector_->verdict(), inline_actions ? RuleVerdict::kReject : RuleVerdict::kPass);
+    const auto events = Events();
+    ASSERT_EQ(events.size(), 5u);
+    const std::string acted = inline_actions ? "\"action\":\"blocked\"" : "\"action\":\"allowed\"";
+    for (const std::string& e : events) {
+      const bool is_alert_rule = Has(e, "\"signature_id\":2003");
+      EXPECT_TRUE(Has(e, is_alert_rule ? "\"action\":\"allowed\"" : acted)) << e;
+    }
+    EXPECT_EQ(inspector_->counters().drops, inline_actions ? 2u : 0u);
+    EXPECT_EQ(inspector_->counters().rejects, inline_actions ? 1u : 0u);
+    inspector_->Use(nullptr);
+    inspector_ = std::make_unique<Inspector>(64, 0, &ring_);  // fresh counters for the next pass
+  }
 }
 
 TEST_F(InspectorTest, AlertsThatDoNotFitTheRingAreCountedLost) {

@@ -287,5 +287,80 @@ TEST(BlockRst, BothDirectionsDecodeWithValidChecksums) {
   EXPECT_EQ(BuildTcpRst(in, m, true, out), 0u);
 }
 
+// A reject rule's answer to UDP: an ICMP port unreachable back to the sender, quoting the
+// packet's IP header and UDP header, with valid checksums (v4 and v6, with and without VLAN).
+TEST(BlockIcmp, PortUnreachableTowardTheSender) {
+  for (const bool v6 : {false, true}) {
+    for (const bool vlan : {false, true}) {
+      std::vector<uint8_t> in = TcpFrame(v6, 12, vlan);  // made UDP below
+      const size_t l3 = vlan ? 18 : 14, ip_len = v6 ? 40 : 20;
+      uint8_t* ip = in.data() + l3;
+      if (v6) {
+        ip[6] = 17;
+        ip[4] = 0, ip[5] = 8 + 12;
+      } else {
+        ip[9] = 17;
+        ip[2] = 0, ip[3] = static_cast<uint8_t>(20 + 8 + 12);
+        ip[10] = ip[11] = 0;
+        uint32_t acc = 0;
+        for (int i = 0; i < 20; i += 2) acc += (ip[i] << 8) | ip[i + 1];
+        while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+        ip[10] = static_cast<uint8_t>(~acc >> 8);
+        ip[11] = static_cast<uint8_t>(~acc);
+      }
+      in.resize(l3 + ip_len + 8 + 12);
+      uint8_t* udp = ip + ip_len;
+      udp[4] = 0, udp[5] = 8 + 12, udp[6] = udp[7] = 0;
+      PacketMeta m{};
+      ASSERT_EQ(Decode(in, &m), DecodeClass::kL4) << v6;
+      ASSERT_EQ(m.ip_proto, 17);
+      std::vector<uint8_t> out(kIcmpUnreachableMaxBytes);
+      const size_t n = BuildIcmpUnreachable(in, m, out);
+      ASSERT_GT(n, 0u) << v6 << vlan;
+      out.resize(n);
+      EXPECT_EQ(std::memcmp(out.data(), in.data() + 6, 6), 0);  // MACs swapped
+      EXPECT_EQ(std::memcmp(out.data() + 6, in.data(), 6), 0);
+      const uint8_t* oip = out.data() + l3;
+      const uint8_t* icmp = oip + ip_len;
+      const size_t quoted = ip_len + 8;
+      uint32_t acc = 0;
+      auto add = [&](const uint8_t* p, size_t len) {
+        for (size_t i = 0; i + 1 < len; i += 2) acc += (p[i] << 8) | p[i + 1];
+      };
+      if (v6) {
+        EXPECT_EQ(oip[6], 58);
+        EXPECT_EQ(std::memcmp(oip + 8, ip + 24, 16), 0);  // from the packet's destination
+        EXPECT_EQ(std::memcmp(oip + 24, ip + 8, 16), 0);  // to its source
+        EXPECT_EQ((oip[4] << 8) | oip[5], static_cast<int>(8 + quoted));
+        EXPECT_EQ(icmp[0], 1);
+        EXPECT_EQ(icmp[1], 4);
+        add(oip + 8, 32);
+        acc += static_cast<uint32_t>(8 + quoted) + 58;
+      } else {
+        EXPECT_EQ(oip[9], 1);
+        EXPECT_EQ(std::memcmp(oip + 12, ip + 16, 4), 0);
+        EXPECT_EQ(std::memcmp(oip + 16, ip + 12, 4), 0);
+        EXPECT_EQ((oip[2] << 8) | oip[3], static_cast<int>(20 + 8 + quoted));
+        uint32_t h = 0;
+        for (int i = 0; i < 20; i += 2) h += (oip[i] << 8) | oip[i + 1];
+        while (h >> 16) h = (h & 0xffff) + (h >> 16);
+        EXPECT_EQ(h, 0xffffu);  // IP header checksum
+        EXPECT_EQ(icmp[0], 3);
+        EXPECT_EQ(icmp[1], 3);
+      }
+      EXPECT_EQ(std::memcmp(icmp + 8, ip, quoted), 0);  // the packet's IP and UDP headers
+      add(icmp, 8 + quoted);
+      while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+      EXPECT_EQ(acc, 0xffffu) << v6 << vlan;  // ICMP checksum
+    }
+  }
+  // Not UDP: nothing.
+  PacketMeta m{};
+  std::vector<uint8_t> in = TcpFrame(false, 0);
+  ASSERT_EQ(Decode(in, &m), DecodeClass::kL4);
+  std::vector<uint8_t> out(kIcmpUnreachableMaxBytes);
+  EXPECT_EQ(BuildIcmpUnreachable(in, m, out), 0u);
+}
+
 }  // namespace
 }  // namespace vigil::dp
