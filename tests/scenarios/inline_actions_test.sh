@@ -17,33 +17,13 @@ check() {  # check NAME COMMAND...
   if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
 }
 
-/usr/bin/python3 - "$tmp/in.pcap" <<'PY'
-import sys
-from scapy.all import Ether, IP, TCP, UDP, Raw, wrpcap
-t = 1700000000.0
-pkts = []
-def add(p):
-    global t
-    p.time = t
-    t += 0.001
-    pkts.append(p)
-def E():
-    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-def tcp_flow(c, s, sport, dport, payloads):
-    cseq, sseq = 1000, 5000
-    add(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=dport, flags="S", seq=cseq)); cseq += 1
-    add(E()/IP(src=s, dst=c)/TCP(sport=dport, dport=sport, flags="SA", seq=sseq, ack=cseq)); sseq += 1
-    add(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=dport, flags="A", seq=cseq, ack=sseq))
-    for to_server, data in payloads:
-        if to_server:
-            add(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=dport, flags="PA", seq=cseq, ack=sseq)/Raw(data))
-            cseq += len(data)
-        else:
-            add(E()/IP(src=s, dst=c)/TCP(sport=dport, dport=sport, flags="PA", seq=sseq, ack=cseq)/Raw(data))
-            sseq += len(data)
-    add(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=dport, flags="FA", seq=cseq, ack=sseq))
-    add(E()/IP(src=s, dst=c)/TCP(sport=dport, dport=sport, flags="FA", seq=sseq, ack=cseq + 1))
-    add(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=dport, flags="A", seq=cseq + 1, ack=sseq + 1))
+SCENARIOS=$(dirname "$0") /usr/bin/python3 - "$tmp/in.pcap" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["SCENARIOS"])
+from scapy.all import IP, UDP, Raw
+from flowgen import Capture
+cap = Capture()
+tcp_flow, add, E = cap.tcp_flow, cap.add, cap.eth
 # D: dropped at its 5th packet ("DROPME"); 3 + 1 + 1 + 1 + 3 = 9 packets.
 tcp_flow("10.2.0.1", "10.2.0.2", 41001, 9999,
          [(True, b"hello"), (True, b"please DROPME now"), (False, b"late reply")])
@@ -54,7 +34,7 @@ tcp_flow("10.2.0.4", "10.2.0.2", 41003, 9999, [(True, b"just fine"), (False, b"o
 # F: UDP rejected: an ICMP port unreachable goes back to 10.2.0.5, the answer is dropped.
 add(E()/IP(src="10.2.0.5", dst="10.2.0.6")/UDP(sport=5555, dport=6666)/Raw(b"UDPREJECT ask"))
 add(E()/IP(src="10.2.0.6", dst="10.2.0.5")/UDP(sport=6666, dport=5555)/Raw(b"answer"))
-wrpcap(sys.argv[1], pkts)
+cap.write(sys.argv[1])
 PY
 
 cat >"$tmp/test.rules" <<'EOF'
