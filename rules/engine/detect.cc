@@ -739,11 +739,10 @@ void GroupRules(const std::vector<Rule>& rules, const AddressSet& home,
           if ((address_classes[i] & (1u << ac)) == 0) continue;
           // Ports only count for TCP and UDP (HeaderMatches: an application protocol's packets
           // are TCP or UDP), and `<>` may match either way.
-          if (t == 2 || r.bidirectional) {
-            any.push_back(i);
-          } else if (Narrow(r.destination_ports)) {
+          const bool by_port = t != 2 && !r.bidirectional;
+          if (by_port && Narrow(r.destination_ports)) {
             by_dst.emplace_back(i, &r.destination_ports);
-          } else if (Narrow(r.source_ports)) {
+          } else if (by_port && Narrow(r.source_ports)) {
             by_src.emplace_back(i, &r.source_ports);
           } else {
             any.push_back(i);
@@ -865,6 +864,7 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   // Every database's inputs, in a fixed order: the fast patterns of each buffer, of each header
   // group, then each pcre.
   std::vector<const PatternMap*> inputs;
+  inputs.reserve(patterns.size() + group_patterns.size());
   for (const PatternMap& m : patterns) inputs.push_back(&m);
   for (const PatternMap& m : group_patterns) inputs.push_back(&m);
   std::vector<const Pcre*> pcres;
