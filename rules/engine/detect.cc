@@ -128,6 +128,7 @@ struct Group {
 
 struct RuleInfo {
   uint64_t needs = 0;  // buffers the rule looks at
+  bool pass = false;   // a `pass` rule: checked before the others, and ends the packet's inspection
   std::vector<Group> groups;
   struct BitTest {
     std::vector<uint16_t> bits;
@@ -210,6 +211,7 @@ struct Detector::Impl {
   // are not consulted for traffic inside it, and so on.
   AddressSet home;
   std::vector<RuleInfo> info;
+  bool has_pass = false;  // the set has `pass` rules
   std::unordered_map<const Pcre*, hs_database_t*> pcre_db;
 
   ~Impl() {
@@ -814,6 +816,8 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   for (uint32_t i = 0; i < d->rules_.size(); ++i) {
     const Rule& r = d->rules_[i];
     RuleInfo& info = im.info[i];
+    info.pass = r.action == Action::kPass;
+    im.has_pass |= info.pass;
     for (const Match& m : r.matches) {
       const Buffer b = std::holds_alternative<Content>(m) ? std::get<Content>(m).buffer
                                                           : std::get<Pcre>(m).buffer;
@@ -1071,10 +1075,19 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
   }
   std::sort(s.candidates.begin(), s.candidates.end());
 
+  // Suricata's action order (pass, then drop, reject and alert in rule order): a `pass` rule
+  // that matches ends the packet's inspection, with no alert (its flowbit actions still apply).
+  if (im.has_pass) {
+    for (const uint32_t r : s.candidates) {
+      if (!im.info[r].pass || !Verify(r, p, b, bits, s)) continue;
+      BitsApply(im.info[r], bits);
+      if (ThresholdAllows(rules_[r], r, p, s)) return 0;
+    }
+  }
   size_t n = 0;
   for (const uint32_t r : s.candidates) {
     const Rule& rule = rules_[r];
-    if (!Verify(r, p, b, bits, s)) continue;
+    if (im.info[r].pass || !Verify(r, p, b, bits, s)) continue;
     BitsApply(im.info[r], bits);
     if (!ThresholdAllows(rule, r, p, s)) continue;
     if (!rule.noalert && n < alerts.size()) alerts[n++] = r;

@@ -410,6 +410,39 @@ TEST(DetectPrefilter, HeaderGroupsLoseNoRule) {
   EXPECT_GT(alerts, 2000u);  // the draw exercises matches, not only misses
 }
 
+// `pass` (Suricata's default action order: pass first): a matching pass rule ends the packet's
+// inspection wherever it is in the file, so no other rule alerts on that packet; it does not
+// alert itself, and its flowbits apply. A pass rule that does not match changes nothing.
+TEST(DetectState, PassRuleEndsThePacketsInspection) {
+  std::string err;
+  auto det = Detector::Build(
+      {Parse("alert tcp any any -> any any (msg:\"a\"; content:\"evil\"; sid:1;)"),
+       Parse("drop tcp any any -> any any (msg:\"d\"; content:\"evil\"; sid:2;)"),
+       Parse("pass tcp any any -> any 80 (msg:\"p\"; content:\"trusted\"; flowbits:set,ok; "
+             "sid:3;)"),
+       Parse("alert tcp any any -> any any (msg:\"b\"; flowbits:isset,ok; content:\"later\"; "
+             "sid:4;)")},
+      &err);
+  ASSERT_NE(det, nullptr) << err;
+  auto scratch = det->NewScratch(&err);
+  auto sids = [&](const std::string& payload, uint16_t dport, FlowBits* bits) {
+    Buffers b;
+    b.Set(Buffer::kPacket, Bytes(payload));
+    PacketMeta p = One::Meta();
+    p.dst_port = dport;
+    uint32_t out[8];
+    std::vector<uint32_t> got;
+    const size_t n = det->Inspect(p, b, bits, *scratch, out);
+    for (size_t i = 0; i < n; ++i) got.push_back(det->rule(out[i]).sid);
+    return got;
+  };
+  FlowBits bits;
+  EXPECT_EQ(sids("evil", 80, &bits), std::vector<uint32_t>({1, 2}));
+  EXPECT_EQ(sids("trusted evil", 80, &bits), std::vector<uint32_t>());        // passed
+  EXPECT_EQ(sids("trusted evil", 81, &bits), std::vector<uint32_t>({1, 2}));  // pass is for 80
+  EXPECT_EQ(sids("later", 80, &bits), std::vector<uint32_t>({4}));  // the pass rule's flowbit
+}
+
 // The whole ET Open 2019 set: it compiles, and the numbers are printed.
 TEST(DetectEtOpen, BuildsTheWholeSet) {
   const std::string dir = std::string(VIGIL_SOURCE_DIR) + "/../shared/data/rules/et-open-2019";
