@@ -351,7 +351,10 @@ bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta, DropReason* reason)
   const FlowLookup fl = flows_.Process(key, hash, sender_is_lo, dm,
                                        static_cast<uint32_t>(dgram.size()), now_ns_, *this);
   if (fl.flow == nullptr) return true;
-  if (fl.flow->action == FlowAction::kDrop) return false;
+  if (fl.flow->action == FlowAction::kDrop) {
+    *reason = DropReason::kFlowAction;
+    return false;
+  }
   if (dm.ip_proto == 6 || dm.ip_proto == 17) {
     if (sessions_->OnPacket(*fl.flow, fl.dir, dm, dgram, now_ns_) !=
         SessionManager::Verdict::kForward) {
