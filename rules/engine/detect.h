@@ -1,8 +1,10 @@
-// The signature engine: a loaded rule set (rules/lang) compiled into Hyperscan databases, one per
-// inspection buffer, of every rule's fast pattern; an inspection scans the buffers it is given,
-// and each rule whose fast pattern was seen (or that has none) is verified against all its other
-// conditions: header (protocol, addresses, ports, direction), flow, dsize, flowbits, every content
-// and pcre with its modifiers, then thresholds. See docs/rules.md ("Matching").
+// The signature engine: a loaded rule set (rules/lang) compiled into Hyperscan databases of every
+// rule's fast pattern: for pkt_data one per header group (rules that can apply to a packet of one
+// transport or application protocol, direction, side of $HOME_NET and port), for each app-layer
+// buffer one. An inspection scans the packet's groups and the buffers it is given, and each rule
+// whose fast pattern was seen (or that has none) is verified against all its other conditions:
+// header (protocol, addresses, ports, direction), flow, dsize, flowbits, every content and pcre
+// with its modifiers, then thresholds; `pass` rules first. See docs/rules.md ("Matching").
 //
 // Threads: Detector is immutable once built and may be shared by every worker (an RCU snapshot
 // in the dataplane); Build() runs on a loading thread (it allocates and may take seconds for large
