@@ -716,6 +716,8 @@ std::string Dataplane::CountersJson() const {
       o += "},\"detect\":{";
       AppendKV(&o, "rule_set_switches", c.detect_reloads.Get(), false);
       AppendKV(&o, "inspected", c.detect_inspected.Get());
+      AppendKV(&o, "transactions", c.detect_transactions.Get());
+      AppendKV(&o, "transactions_skipped", c.detect_transactions_skipped.Get());
       AppendKV(&o, "alerts", c.detect_alerts.Get());
       AppendKV(&o, "alerts_lost", c.detect_alerts_lost.Get());
       AppendKV(&o, "drops", c.detect_drops.Get());
@@ -778,9 +780,10 @@ std::string Dataplane::CountersJson() const {
   }
   if (detects_ != nullptr && detects_->snapshot() != nullptr) {
     const auto& rule_set = detects_->snapshot();
-    uint64_t inspected = 0, alerts = 0, lost = 0, drops = 0, rejects = 0;
+    uint64_t inspected = 0, transactions = 0, alerts = 0, lost = 0, drops = 0, rejects = 0;
     for (const auto& w : workers_) {
       inspected += w->counters().detect_inspected.Get();
+      transactions += w->counters().detect_transactions.Get();
       alerts += w->counters().detect_alerts.Get();
       lost += w->counters().detect_alerts_lost.Get();
       drops += w->counters().detect_drops.Get();
@@ -792,6 +795,7 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "rule_sets_published", detects_->publishes());
     AppendKV(&o, "rule_sets_retired_pending", detects_->retired());
     AppendKV(&o, "inspected", inspected);
+    AppendKV(&o, "transactions", transactions);
     AppendKV(&o, "alerts", alerts);
     AppendKV(&o, "alerts_lost", lost);
     AppendKV(&o, "drops", drops);

@@ -161,46 +161,57 @@ void Inspector::Use(const DetectSnapshot* snapshot) noexcept {
   ++switches_;
 }
 
-uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
-                             std::span<const uint8_t> frame, uint64_t now_ns) noexcept {
+void Inspector::BeginPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
+                            std::span<const uint8_t> frame, uint64_t now_ns) noexcept {
   verdict_ = RuleVerdict::kPass;
-  if (detector_ == nullptr || meta.payload_len == 0 || meta.payload_offset == 0 ||
-      size_t{meta.payload_offset} + meta.payload_len > frame.size()) {
-    return 0;
-  }
-  // Only the packet's own payload for now: a pattern split across TCP segments is not seen
-  // (Hyperscan streaming per flow direction is the next step, docs/rules.md).
-  buffers_.Clear();
-  buffers_.Set(rules::Buffer::kPacket, frame.subspan(meta.payload_offset, meta.payload_len));
+  ctx_.flow = &flow;
+  ctx_.flow_index = flow_index;
+  ctx_.dir = dir;
+  ctx_.meta = &meta;
+  ctx_.frame = frame;
+  ctx_.now_ns = now_ns;
+  if (detector_ != nullptr && bits_gen_[flow_index] != gen_) ResetFlow(flow_index);
+}
 
-  rules::PacketMeta p;
+void Inspector::FillMeta(FlowDir dir) noexcept {
+  const PacketMeta& meta = *ctx_.meta;
+  const Flow& flow = *ctx_.flow;
+  rules::PacketMeta& p = rule_meta_;
   const bool tcp = meta.ip_proto == 6;
   p.transport = tcp ? rules::Protocol::kTcp : rules::Protocol::kUdp;
   p.app = RuleProtocol(flow.app_proto);
   p.ipv6 = meta.ip_version == 6;
+  // Oriented as `dir` travels: a message going the other way than the packet that completed it
+  // (not seen in practice) has the packet's ends swapped.
+  const bool swap = dir != ctx_.dir;
+  const uint8_t* src = swap ? meta.dst_addr : meta.src_addr;
+  const uint8_t* dst = swap ? meta.src_addr : meta.dst_addr;
   if (p.ipv6) {
-    std::memcpy(p.src.data(), meta.src_addr, 16);
-    std::memcpy(p.dst.data(), meta.dst_addr, 16);
+    std::memcpy(p.src.data(), src, 16);
+    std::memcpy(p.dst.data(), dst, 16);
   } else {
-    std::memcpy(p.src.data(), meta.src_addr + 12, 4);  // the decoder stores IPv4 mapped
-    std::memcpy(p.dst.data(), meta.dst_addr + 12, 4);
+    std::memcpy(p.src.data(), src + 12, 4);  // the decoder stores IPv4 mapped
+    std::memcpy(p.dst.data(), dst + 12, 4);
   }
-  p.src_port = meta.src_port;
-  p.dst_port = meta.dst_port;
+  p.src_port = swap ? meta.dst_port : meta.src_port;
+  p.dst_port = swap ? meta.src_port : meta.dst_port;
   p.to_server = dir == kToServer;
   // TCP: past the handshake (or picked up midstream with both sides seen); UDP: both sides seen.
   p.established =
       flow.state != FlowState::kNew &&
       !(tcp && (flow.tcp_state == TcpState::kSynSent || flow.tcp_state == TcpState::kSynRecv));
   p.payload_size = meta.payload_len;
-  p.ts_ns = static_cast<int64_t>(now_ns);
+  p.ts_ns = static_cast<int64_t>(ctx_.now_ns);
+}
 
-  if (bits_gen_[flow_index] != gen_) ResetFlow(flow_index);
-  ++counters_.inspected;
-  const size_t n =
-      detector_->Inspect(p, buffers_, &bits_[flow_index], *scratch_, std::span<uint32_t>(alerts_));
-  // Inline actions: the strongest action among the rules that alerted (reject > drop).
+uint32_t Inspector::Run(FlowDir dir, const rules::Buffers& buffers) noexcept {
+  FillMeta(dir);
+  const size_t n = detector_->Inspect(rule_meta_, buffers, &bits_[ctx_.flow_index], *scratch_,
+                                      std::span<uint32_t>(alerts_));
+  // Inline actions: the strongest action among the rules that alerted (reject > drop), over
+  // the packet and every message it completed.
   if (inline_actions_) {
+    const RuleVerdict before = verdict_;
     for (size_t i = 0; i < n; ++i) {
       const rules::Action a = detector_->rule(alerts_[i]).action;
       if (a == rules::Action::kReject) {
@@ -209,10 +220,8 @@ uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const
         verdict_ = RuleVerdict::kDrop;
       }
     }
-    if (verdict_ != RuleVerdict::kPass) {
-      ++counters_.drops;
-      if (verdict_ == RuleVerdict::kReject) ++counters_.rejects;
-    }
+    if (before == RuleVerdict::kPass && verdict_ != RuleVerdict::kPass) ++counters_.drops;
+    if (before != RuleVerdict::kReject && verdict_ == RuleVerdict::kReject) ++counters_.rejects;
   }
   for (size_t i = 0; i < n; ++i) {
     const rules::Rule& rule = detector_->rule(alerts_[i]);
@@ -220,10 +229,45 @@ uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const
     // (alert and pass rules, and every rule in IDS mode), as Suricata reports it.
     const bool acted = inline_actions_ && (rule.action == rules::Action::kDrop ||
                                            rule.action == rules::Action::kReject);
-    Emit(flow, dir, meta, rule, acted, now_ns);
+    Emit(*ctx_.flow, dir, *ctx_.meta, rule, acted, ctx_.now_ns);
   }
-  if (n > 0) flow.alerted = 1;
+  if (n > 0) ctx_.flow->alerted = 1;
   return static_cast<uint32_t>(n);
+}
+
+uint32_t Inspector::InspectPayload() noexcept {
+  if (detector_ == nullptr || ctx_.flow == nullptr) return 0;
+  const PacketMeta& meta = *ctx_.meta;
+  if (meta.payload_len == 0 || meta.payload_offset == 0 ||
+      size_t{meta.payload_offset} + meta.payload_len > ctx_.frame.size()) {
+    return 0;
+  }
+  // Only the packet's own payload: a pattern split across TCP segments is not seen (Hyperscan
+  // streaming per flow direction is the next step, docs/rules.md).
+  buffers_.Clear();
+  buffers_.Set(rules::Buffer::kPacket, ctx_.frame.subspan(meta.payload_offset, meta.payload_len));
+  ++counters_.inspected;
+  return Run(ctx_.dir, buffers_);
+}
+
+void Inspector::OnTransaction(const Flow& flow, FlowDir dir,
+                              const rules::Buffers& buffers) noexcept {
+  // Only messages of the packet being processed: a flow ended by a timeout or an eviction while
+  // another packet is processed has no packet to act on.
+  if (detector_ == nullptr || ctx_.flow != &flow || buffers.mask() == 0) {
+    ++counters_.transactions_skipped;
+    return;
+  }
+  ++counters_.transactions;
+  Run(dir, buffers);
+}
+
+uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
+                             std::span<const uint8_t> frame, uint64_t now_ns) noexcept {
+  BeginPacket(flow, flow_index, dir, meta, frame, now_ns);
+  const uint32_t n = InspectPayload();
+  EndPacket();
+  return n;
 }
 
 void Inspector::Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,

@@ -23,6 +23,7 @@
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/packet/decoder.h"
 #include "dataplane/proto/json_writer.h"
+#include "dataplane/stream/session.h"
 #include "rules/engine/detect.h"
 #include "rules/lang/rule_parser.h"
 
@@ -70,11 +71,13 @@ DetectLoad LoadDetector(const DetectConfig& config);
 rules::Protocol RuleProtocol(uint8_t app_proto) noexcept;
 
 struct InspectorCounters {
-  uint64_t inspected = 0;    // packets given to the Detector
-  uint64_t alerts = 0;       // alerts raised
-  uint64_t alerts_lost = 0;  // alert records the event ring had no room for
-  uint64_t drops = 0;        // packets a drop or reject rule dropped (inline actions on)
-  uint64_t rejects = 0;      // of those, by a reject rule
+  uint64_t inspected = 0;     // packets given to the Detector
+  uint64_t transactions = 0;  // app-layer messages given to the Detector (their sticky buffers)
+  uint64_t transactions_skipped = 0;  // messages completed outside their flow's packet (flow end)
+  uint64_t alerts = 0;                // alerts raised
+  uint64_t alerts_lost = 0;           // alert records the event ring had no room for
+  uint64_t drops = 0;                 // packets a drop or reject rule dropped (inline actions on)
+  uint64_t rejects = 0;               // of those, by a reject rule
 };
 
 // What the rules decided for the packet OnPacket inspected last (inline actions on).
@@ -84,7 +87,7 @@ enum class RuleVerdict : uint8_t {
   kReject,  // a `reject` rule matched: as kDrop, and reset TCP / ICMP port unreachable for UDP
 };
 
-class Inspector {
+class Inspector final : public TxInspector {
  public:
   // At most this many alerts per packet (Suricata's packet_alert_max is 15); further matches
   // of the same packet are not reported.
@@ -117,7 +120,6 @@ class Inspector {
     return true;
   }
   const DetectSnapshot* snapshot() const noexcept { return snapshot_; }
-  bool active() const noexcept { return detector_ != nullptr; }
   uint64_t switches() const noexcept { return switches_; }
 
   // Flow entry `flow_index` starts a new flow: its flowbits are cleared. Worker thread.
@@ -126,12 +128,26 @@ class Inspector {
     bits_gen_[flow_index] = gen_;
   }
 
-  // A tracked TCP/UDP packet of `flow` (table entry `flow_index`) travelling in `dir`, after the
-  // session layer has run for it (so flow.app_proto is current). `frame` is the whole frame the
-  // decoder saw. Packets without L4 payload are not inspected. Returns the number of alerts.
-  // Worker thread; never blocks or allocates.
+  // A packet's inspection, in three steps on the worker thread (never blocking or allocating):
+  // BeginPacket before the session layer runs for a tracked TCP/UDP packet of `flow` (table
+  // entry `flow_index`) travelling in `dir` (`frame`: the whole frame the decoder saw; it and
+  // `meta` stay valid until EndPacket); the messages the parsers complete on it come through
+  // OnTransaction; then InspectPayload inspects the packet's own payload (after the session
+  // layer, so flow.app_proto is current; packets without L4 payload are not inspected).
+  // verdict() then covers the packet and its messages. Each returns the number of alerts.
+  void BeginPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
+                   std::span<const uint8_t> frame, uint64_t now_ns) noexcept;
+  uint32_t InspectPayload() noexcept;
+  void EndPacket() noexcept { ctx_.flow = nullptr; }
+  // The three steps for a packet with no session layer in between (tests, tools).
   uint32_t OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const PacketMeta& meta,
                     std::span<const uint8_t> frame, uint64_t now_ns) noexcept;
+
+  // TxInspector: a message's sticky buffers (session layer). Inspected only while its flow's
+  // packet is (between BeginPacket and EndPacket), with that packet's header.
+  bool active() const noexcept override { return detector_ != nullptr; }
+  void OnTransaction(const Flow& flow, FlowDir dir,
+                     const rules::Buffers& buffers) noexcept override;
 
   // Replay: the 1-based number of the packet being processed (the alert's pcap_cnt).
   void set_packet_number(uint64_t n) noexcept { pcap_cnt_ = n; }
@@ -145,6 +161,20 @@ class Inspector {
  private:
   void Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
             bool enforced, uint64_t now_ns) noexcept;
+  void FillMeta(FlowDir dir) noexcept;
+  uint32_t Run(FlowDir dir, const rules::Buffers& buffers) noexcept;  // for the packet in ctx_
+
+  // The packet being processed (BeginPacket .. EndPacket); flow == nullptr outside.
+  struct PacketContext {
+    Flow* flow = nullptr;
+    uint32_t flow_index = 0;
+    FlowDir dir = kToServer;
+    const PacketMeta* meta = nullptr;
+    std::span<const uint8_t> frame;
+    uint64_t now_ns = 0;
+  };
+  PacketContext ctx_;
+  rules::PacketMeta rule_meta_;
 
   std::shared_ptr<const DetectSnapshot> owned_;  // the fixed rule set of the second constructor
   const DetectSnapshot* snapshot_ = nullptr;     // the rule set in use (RCU: see Use())

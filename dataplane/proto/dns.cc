@@ -943,6 +943,17 @@ void DnsParser::HandleMessage(Direction dir, std::span<const uint8_t> msg, size_
   BuildMessage(sink.message(), msg, p, response);
   sink.Commit();
   ++tx_id_;
+  // The signature engine: dns.query, each name a request asks for (Suricata inspects requests).
+  if (!response && sink.inspecting()) {
+    for (int i = 0; i < p.n_queries; ++i) {
+      Name name;
+      size_t next = 0;
+      DecodeName(msg, p.queries[i].name_pos, msg.size(), false, &name, &next);
+      rules::Buffers b;
+      b.Set(rules::Buffer::kDnsQuery, name.view());
+      sink.Inspect(dir, b);
+    }
+  }
 
   if (response && !qr) EmitAnomaly(sink, dir, AppProto::kDns, "NOT_A_RESPONSE");
   if (p.flags & kFlagZ) EmitAnomaly(sink, dir, AppProto::kDns, "Z_FLAG_SET");

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "dataplane/proto/json_writer.h"
+#include "rules/engine/detect.h"
 
 namespace vigil::proto {
 
@@ -46,6 +47,16 @@ class EventSink {
   virtual void Commit() noexcept = 0;
   // Packet time of the bytes being parsed, nanoseconds since the Unix epoch.
   virtual uint64_t now_ns() const noexcept = 0;
+
+  // The signature engine's seam (docs/rules.md "App-layer buffers"). Whether the flow's messages
+  // are inspected: parsers assemble their sticky buffers (http.uri, dns.query, ...) only then.
+  virtual bool inspecting() const noexcept { return false; }
+  // One message's sticky buffers, travelling in `dir`, inspected at once: the spans need to stay
+  // valid during the call only. Call only when inspecting().
+  virtual void Inspect(Direction dir, const rules::Buffers& buffers) noexcept {
+    (void)dir;
+    (void)buffers;
+  }
 
  protected:
   ~EventSink() = default;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <string_view>
 
 #include "dataplane/proto/spnego.h"
@@ -284,6 +285,105 @@ bool HasChunked(Bytes v) {
   return false;
 }
 
+// Appends `b` to a region of `cap` bytes holding *len; false when it did not all fit.
+bool Put(uint8_t* region, size_t cap, uint16_t* len, Bytes b) {
+  const size_t n = b.size() < cap - *len ? b.size() : cap - *len;
+  if (n != 0) std::memcpy(region + *len, b.data(), n);
+  *len = static_cast<uint16_t>(*len + n);
+  return n == b.size();
+}
+
+Bytes Lit(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+int HexValue(uint8_t c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = Lower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+// Removes "." and ".." segments from the path p[0, n) in place (RFC 3986 5.2.4); returns the
+// new length.
+size_t RemoveDotSegments(uint8_t* p, size_t n) {
+  size_t out = 0, i = 0;
+  while (i < n) {
+    size_t j = p[i] == '/' ? i + 1 : i;
+    while (j < n && p[j] != '/') ++j;
+    const size_t seg = p[i] == '/' ? i + 1 : i;
+    const size_t seg_len = j - seg;
+    if ((seg_len == 1 && p[seg] == '.') || (seg_len == 2 && p[seg] == '.' && p[seg + 1] == '.')) {
+      if (seg_len == 2) {  // drop the previous segment
+        while (out > 0 && p[out - 1] != '/') --out;
+        if (out > 0) --out;
+      }
+      if (j == n) p[out++] = '/';  // a trailing "." or ".." leaves the directory
+      i = j;
+      continue;
+    }
+    std::memmove(p + out, p + i, j - i);
+    out += j - i;
+    i = j;
+  }
+  return out;
+}
+
+// http.uri: the request target as libhtp normalises it for Suricata, approximately: an absolute
+// URI loses its scheme and authority, the path's %XX escapes are decoded and its "." and ".."
+// segments removed; the query is kept as sent. Writes at most `cap` bytes; returns the length.
+size_t NormalizeUri(Bytes uri, uint8_t* out, size_t cap) {
+  if (!UriAuthority(uri).empty()) {
+    size_t i = 0;
+    while (i + 2 < uri.size() && !(uri[i] == ':' && uri[i + 1] == '/' && uri[i + 2] == '/')) ++i;
+    i += 3;
+    while (i < uri.size() && uri[i] != '/' && uri[i] != '?') ++i;
+    uri = uri.subspan(i < uri.size() ? i : uri.size());
+  }
+  size_t q = 0;
+  while (q < uri.size() && uri[q] != '?') ++q;
+  size_t n = 0;
+  for (size_t i = 0; i < q && n < cap; ++i) {
+    int hi, lo;
+    if (uri[i] == '%' && i + 2 < q && (hi = HexValue(uri[i + 1])) >= 0 &&
+        (lo = HexValue(uri[i + 2])) >= 0) {
+      out[n++] = static_cast<uint8_t>(hi << 4 | lo);
+      i += 2;
+    } else {
+      out[n++] = uri[i];
+    }
+  }
+  n = RemoveDotSegments(out, n);
+  for (size_t i = q; i < uri.size() && n < cap; ++i) out[n++] = uri[i];
+  return n;
+}
+
+// The buffer a request (`req`) or response header's value is also inspected as, if any.
+std::optional<rules::Buffer> HeaderBuffer(Bytes name, bool req) {
+  using rules::Buffer;
+  struct Named {
+    std::string_view name;
+    Buffer buffer;
+    int side;  // 0 both, 1 request, 2 response
+  };
+  static constexpr Named kNamed[] = {
+      {"user-agent", Buffer::kHttpUserAgent, 1},
+      {"host", Buffer::kHttpRawHost, 1},
+      {"cookie", Buffer::kHttpCookie, 1},
+      {"set-cookie", Buffer::kHttpCookie, 2},
+      {"referer", Buffer::kHttpReferer, 1},
+      {"accept", Buffer::kHttpAccept, 1},
+      {"accept-encoding", Buffer::kHttpAcceptEnc, 1},
+      {"accept-language", Buffer::kHttpAcceptLang, 1},
+      {"connection", Buffer::kHttpConnection, 0},
+      {"content-type", Buffer::kHttpContentType, 0},
+      {"content-length", Buffer::kHttpContentLen, 0},
+      {"server", Buffer::kHttpServer, 2},
+      {"location", Buffer::kHttpLocation, 2},
+  };
+  for (const Named& n : kNamed) {
+    if ((n.side == 0 || (n.side == 1) == req) && EqualsNoCase(name, n.name)) return n.buffer;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 HttpParser::HttpParser() noexcept {
@@ -520,9 +620,11 @@ void HttpParser::OnRequestLine(std::span<const uint8_t> ln, EventSink& sink) noe
     StoreHost(tx, &tx->hostname, host);
   }
   ResetFraming(s);
+  DetectStartLine(Direction::kToServer, ln, method, uri, protocol, sink);
   if (http09) {
     req_seq_ = 0;  // no headers, no body: the request is complete
     s.state = State::kStartLine;
+    DetectHeadersEnd(Direction::kToServer, false, sink);
     if (inspector_ != nullptr) inspector_->OnMessageEnd(Direction::kToServer);
   } else {
     req_seq_ = tx->seq;
@@ -574,11 +676,14 @@ void HttpParser::OnStatusLine(std::span<const uint8_t> ln, EventSink& sink) noex
   }
   BeginResponse(sink);
   resp_.has_status_line = true;
+  const size_t p0 = i;
   while (i < ln.size() && !IsSpace(ln[i])) ++i;
+  const Bytes version = ln.subspan(p0, i - p0);
   while (i < ln.size() && IsSpace(ln[i])) ++i;
   const size_t c0 = i;
   while (i < ln.size() && !IsSpace(ln[i])) ++i;
   const Bytes code = ln.subspan(c0, i - c0);
+  DetectStartLine(Direction::kToClient, ln, version, code, Trim(ln.subspan(i)), sink);
   bool digits = code.size() == 3;
   for (uint8_t c : code) digits = digits && c >= '0' && c <= '9';
   if (digits) {
@@ -622,6 +727,7 @@ void HttpParser::OnHeader(Direction dir, std::span<const uint8_t> ln, EventSink&
   name = trimmed;
   const Bytes value = Trim(ln.subspan(colon + 1));
   if (inspector_ != nullptr) inspector_->OnHeader(dir, name, value);
+  DetectHeader(dir, ln, name, value);
   OnFraming(dir, name, value, sink);
   if (req) {
     OnRequestHeader(name, value, sink);
@@ -754,6 +860,7 @@ void HttpParser::OnAuth(Direction dir, std::span<const uint8_t> value) noexcept 
 void HttpParser::OnHeadersEnd(Direction dir, EventSink& sink) noexcept {
   Side& s = side(dir);
   if (dir == Direction::kToServer) {
+    DetectHeadersEnd(dir, s.chunked || (s.has_cl && s.cl > 0), sink);
     const Tx* tx = RequestTx();
     if (tx != nullptr && !tx->has_host &&
         EqualsNoCase(
@@ -774,11 +881,14 @@ void HttpParser::OnHeadersEnd(Direction dir, EventSink& sink) noexcept {
   const uint16_t status = resp_.status_valid ? resp_.status : 0;
   if (status >= 100 && status < 200 && status != 101) {
     // Interim response (100 Continue, 103 Early Hints): the final one follows for the same
-    // transaction.
+    // transaction (and is the one inspected).
+    det_[static_cast<int>(dir)].active = false;
     ResetFraming(s);
     s.state = State::kStartLine;
     return;
   }
+  // The response is inspected once its body ends (or fills the window, or at once without one).
+  DetectHeadersEnd(dir, true, sink);
   const Tx* tx = ResponseTx();
   if (status == 101 || (tx != nullptr && tx->is_connect && status >= 200 && status < 300)) {
     ResponseDone(sink);
@@ -844,6 +954,7 @@ void HttpParser::OnChunkSize(Direction dir, std::span<const uint8_t> ln, EventSi
 }
 
 void HttpParser::MessageDone(Direction dir, EventSink& sink) noexcept {
+  DetectInspect(dir, sink);
   Side& s = side(dir);
   ResetFraming(s);
   s.state = State::kStartLine;
@@ -856,6 +967,7 @@ void HttpParser::MessageDone(Direction dir, EventSink& sink) noexcept {
 }
 
 void HttpParser::ResponseDone(EventSink& sink) noexcept {
+  DetectInspect(Direction::kToClient, sink);
   if (!resp_.active) return;
   if (inspector_ != nullptr) inspector_->OnMessageEnd(Direction::kToClient);
   if (!resp_.detached) {
@@ -1060,6 +1172,7 @@ void HttpParser::Feed(Direction dir, std::span<const uint8_t> data, EventSink& s
         if (inspector_ != nullptr && take != 0) {
           inspector_->OnBody(dir, data.subspan(pos, static_cast<size_t>(take)));
         }
+        if (take != 0) DetectBody(dir, data.subspan(pos, static_cast<size_t>(take)), sink);
         pos += static_cast<size_t>(take);
         s.remaining -= take;
         if (!req) resp_.length += take;
@@ -1075,6 +1188,10 @@ void HttpParser::Feed(Direction dir, std::span<const uint8_t> data, EventSink& s
 
       case State::kBodyClose:
         if (inspector_ != nullptr) inspector_->OnBody(dir, data.subspan(pos));
+        // A body that lasts until the connection closes is inspected with its first bytes:
+        // waiting for the close would leave no packet to act on.
+        DetectBody(dir, data.subspan(pos), sink);
+        DetectInspect(dir, sink);
         if (!req) resp_.length += n - pos;
         pos = n;
         break;
@@ -1102,6 +1219,126 @@ void HttpParser::Feed(Direction dir, std::span<const uint8_t> data, EventSink& s
     }
   }
   // A held header line that is the last byte of this call stays held: the next call decides.
+}
+
+void HttpParser::DetectStartLine(Direction dir, Bytes line, Bytes first, Bytes second, Bytes third,
+                                 EventSink& sink) noexcept {
+  using rules::Buffer;
+  const int d = static_cast<int>(dir);
+  DetectMsg& m = det_[d];
+  m = DetectMsg{};
+  if (!sink.inspecting()) return;
+  m.active = true;
+  uint8_t* raw = det_raw_[d];
+  Put(raw, kDetectHead, &m.raw_len, line);
+  // The parts are spans of `line`; in the raw region they sit at the same offsets.
+  auto at = [&](Bytes part) -> Bytes {
+    if (part.empty()) return {};
+    const size_t off = static_cast<size_t>(part.data() - line.data());
+    if (off >= m.raw_len) return {};
+    const size_t n = part.size() < m.raw_len - off ? part.size() : m.raw_len - off;
+    return {raw + off, n};
+  };
+  const Bytes start(raw, m.raw_len);
+  Put(raw, kDetectHead, &m.raw_len, Lit("\r\n"));
+  m.headers_at = m.raw_len;
+  Put(det_names_[d], kDetectNames, &m.names_len, Lit("\r\n"));
+  if (dir == Direction::kToServer) {
+    m.buffers.Set(Buffer::kHttpRequestLine, start);
+    m.buffers.Set(Buffer::kHttpMethod, at(first));
+    m.buffers.Set(Buffer::kHttpRawUri, at(second));
+    if (!third.empty()) m.buffers.Set(Buffer::kHttpProtocol, at(third));
+    m.norm_len = static_cast<uint16_t>(NormalizeUri(at(second), det_norm_, kDetectNorm));
+    m.buffers.Set(Buffer::kHttpUri, Bytes(det_norm_, m.norm_len));
+  } else {
+    m.buffers.Set(Buffer::kHttpResponseLine, start);
+    m.buffers.Set(Buffer::kHttpProtocol, at(first));
+    m.buffers.Set(Buffer::kHttpStatCode, at(second));
+    m.buffers.Set(Buffer::kHttpStatMsg, at(third));
+  }
+}
+
+void HttpParser::DetectHeader(Direction dir, Bytes line, Bytes name, Bytes value) noexcept {
+  const int d = static_cast<int>(dir);
+  DetectMsg& m = det_[d];
+  if (!m.active || m.has_body) return;
+  // Raw header lines keep their bytes (after unfolding); the normalised ones are
+  // "Name: value\r\n" with the value trimmed.
+  uint16_t raw_len = m.raw_len;
+  if (Put(det_raw_[d], kDetectHead, &raw_len, line) &&
+      Put(det_raw_[d], kDetectHead, &raw_len, Lit("\r\n"))) {
+    m.raw_len = raw_len;
+  }
+  uint8_t* hdr = det_hdr_[d];
+  uint16_t len = m.hdr_len;
+  const uint16_t value_at = static_cast<uint16_t>(len + name.size() + 2);
+  if (Put(hdr, kDetectHead, &len, name) && Put(hdr, kDetectHead, &len, Lit(": ")) &&
+      Put(hdr, kDetectHead, &len, value) && Put(hdr, kDetectHead, &len, Lit("\r\n"))) {
+    m.hdr_len = len;  // a header that does not fit whole is left out
+    const std::optional<rules::Buffer> b = HeaderBuffer(name, dir == Direction::kToServer);
+    if (b && !m.buffers.Has(*b)) m.buffers.Set(*b, Bytes(hdr + value_at, value.size()));
+  }
+  uint16_t names_len = m.names_len;
+  if (Put(det_names_[d], kDetectNames, &names_len, name) &&
+      Put(det_names_[d], kDetectNames, &names_len, Lit("\r\n"))) {
+    m.names_len = names_len;
+  }
+}
+
+void HttpParser::DetectHeadersEnd(Direction dir, bool body, EventSink& sink) noexcept {
+  using rules::Buffer;
+  const int d = static_cast<int>(dir);
+  DetectMsg& m = det_[d];
+  if (!m.active || m.has_body) return;
+  Put(det_raw_[d], kDetectHead, &m.raw_len, Lit("\r\n"));
+  Put(det_names_[d], kDetectNames, &m.names_len, Lit("\r\n"));
+  m.buffers.Set(Buffer::kHttpStart, Bytes(det_raw_[d], m.raw_len));
+  m.buffers.Set(Buffer::kHttpRawHeader,
+                Bytes(det_raw_[d] + m.headers_at, static_cast<size_t>(m.raw_len - m.headers_at)));
+  if (m.hdr_len > 0) m.buffers.Set(Buffer::kHttpHeader, Bytes(det_hdr_[d], m.hdr_len));
+  m.buffers.Set(Buffer::kHttpHeaderNames, Bytes(det_names_[d], m.names_len));
+  if (dir == Direction::kToServer) {
+    // The host as libhtp normalises it: from the URI's authority, else the Host header;
+    // lower-cased, without port and trailing dots.
+    if (const Tx* tx = RequestTx(); tx != nullptr && tx->hostname.len > 0) {
+      const Bytes host(reinterpret_cast<const uint8_t*>(tx->arena) + tx->hostname.off,
+                       tx->hostname.len);
+      const size_t room = kDetectNorm - m.norm_len;
+      const size_t n = host.size() < room ? host.size() : room;
+      std::memcpy(det_norm_ + m.norm_len, host.data(), n);
+      m.buffers.Set(Buffer::kHttpHost, Bytes(det_norm_ + m.norm_len, n));
+      m.norm_len = static_cast<uint16_t>(m.norm_len + n);
+    }
+  }
+  if (body) {
+    m.has_body = true;  // inspected with its first body bytes
+  } else {
+    DetectInspect(dir, sink);
+  }
+}
+
+void HttpParser::DetectBody(Direction dir, Bytes data, EventSink& sink) noexcept {
+  const int d = static_cast<int>(dir);
+  DetectMsg& m = det_[d];
+  if (!m.active || !m.has_body) return;
+  Put(det_body_[d], kDetectBody, &m.body_len, data);
+  if (m.body_len == kDetectBody) DetectInspect(dir, sink);
+}
+
+void HttpParser::DetectInspect(Direction dir, EventSink& sink) noexcept {
+  using rules::Buffer;
+  const int d = static_cast<int>(dir);
+  DetectMsg& m = det_[d];
+  if (!m.active) return;
+  m.active = false;
+  if (!sink.inspecting()) return;
+  if (m.body_len > 0) {
+    // file_data is the response body, and (as Suricata 7) the request body to the server too.
+    const Bytes body(det_body_[d], m.body_len);
+    m.buffers.Set(Buffer::kFileData, body);
+    if (dir == Direction::kToServer) m.buffers.Set(Buffer::kHttpRequestBody, body);
+  }
+  sink.Inspect(dir, m.buffers);
 }
 
 void HttpParser::OnData(Direction dir, std::span<const uint8_t> data, EventSink& sink) noexcept {
@@ -1144,6 +1381,7 @@ void HttpParser::OnGap(Direction dir, uint32_t missing_bytes, EventSink& sink) n
   if (s.state == State::kHeaders && s.hold) OnHeader(dir, Bytes(line(s), s.line_len), sink);
   Raise(dir, req ? kRequestDataGap : kResponseDataGap, sink);
   if (req && s.state != State::kStartLine && inspector_ != nullptr) inspector_->OnMessageEnd(dir);
+  if (req) DetectInspect(dir, sink);  // what arrived before the gap
   ClearLine(s);
   ResetFraming(s);
   s.state = State::kStartLine;

@@ -48,6 +48,13 @@ class HttpParser final : public AppParser {
   static constexpr size_t kRespArena = 512;         // response strings of the current response
   static constexpr uint32_t kMaxHeaders = 1024;     // header lines per message before an anomaly
   static constexpr uint8_t kMaxAnomalies = 32;      // anomaly events per direction and flow
+  // The signature engine's buffers (assembled only while the sink is inspecting), per direction:
+  // start line and raw header lines, normalised header lines, header names, the first body
+  // bytes; and for requests the normalised URI and host. Longer content is cut.
+  static constexpr size_t kDetectHead = 2048;
+  static constexpr size_t kDetectNames = 512;
+  static constexpr size_t kDetectNorm = 2048;
+  static constexpr size_t kDetectBody = 4096;
 
   HttpParser() noexcept;
 
@@ -135,6 +142,19 @@ class HttpParser final : public AppParser {
 
   enum Anomaly : uint8_t;
 
+  // One direction's message as the signature engine sees it (docs/rules.md "App-layer
+  // buffers"): `buffers` point into the regions below, and the message is inspected once, when
+  // it ends or its body window is full.
+  struct DetectMsg {
+    rules::Buffers buffers;
+    uint16_t raw_len = 0, hdr_len = 0, names_len = 0, norm_len = 0;
+    uint16_t headers_at = 0;  // raw offset of the first header line (after the start line)
+    uint16_t body_len = 0;
+    bool active = false;     // a message is being assembled
+    bool has_body = false;   // its headers ended and a body follows
+    bool inspected = false;  // given to the engine already
+  };
+
   Side& side(Direction dir) noexcept { return sides_[static_cast<int>(dir)]; }
   uint8_t* line(Side& s) noexcept { return lines_ + s.line_off; }
 
@@ -169,6 +189,16 @@ class HttpParser final : public AppParser {
   void Emit(const Tx* tx, const Response* r, EventSink& sink) noexcept;
   void EnterTunnel() noexcept;
 
+  // Signature-engine buffers (no-ops unless the sink is inspecting).
+  void DetectStartLine(Direction dir, std::span<const uint8_t> line, std::span<const uint8_t> first,
+                       std::span<const uint8_t> second, std::span<const uint8_t> third,
+                       EventSink& sink) noexcept;
+  void DetectHeader(Direction dir, std::span<const uint8_t> line, std::span<const uint8_t> name,
+                    std::span<const uint8_t> value) noexcept;
+  void DetectHeadersEnd(Direction dir, bool body, EventSink& sink) noexcept;
+  void DetectBody(Direction dir, std::span<const uint8_t> data, EventSink& sink) noexcept;
+  void DetectInspect(Direction dir, EventSink& sink) noexcept;
+
   Side sides_[2];
   Tx pending_[kMaxPending];
   uint8_t head_ = 0;   // index of the oldest pending transaction
@@ -185,6 +215,12 @@ class HttpParser final : public AppParser {
   Response resp_;
   HttpInspector* inspector_ = nullptr;
   uint8_t lines_[kRequestLineMax + kResponseLineMax];
+  DetectMsg det_[2];  // by Direction
+  uint8_t det_raw_[2][kDetectHead];
+  uint8_t det_hdr_[2][kDetectHead];
+  uint8_t det_names_[2][kDetectNames];
+  uint8_t det_norm_[kDetectNorm];  // the request's normalised URI and host
+  uint8_t det_body_[2][kDetectBody];
 };
 
 }  // namespace vigil::proto

@@ -1231,6 +1231,14 @@ void SmbParser::EmitTx(const Tx& tx, Direction dir) noexcept {
   }
   w.ObjectEnd();
   sink_->Commit();
+  // The signature engine: smb.share / smb.named_pipe, the tree a client connects to (as the
+  // event's share or named_pipe).
+  if (tx.kind == TxKind::kTreeConnect && !name.empty() && sink_->inspecting()) {
+    rules::Buffers b;
+    b.Set(tx.is_pipe ? rules::Buffer::kSmbNamedPipe : rules::Buffer::kSmbShare,
+          {reinterpret_cast<const uint8_t*>(name.data()), name.size()});
+    sink_->Inspect(Direction::kToServer, b);
+  }
 }
 
 }  // namespace vigil::proto

@@ -1097,6 +1097,23 @@ void TlsParser::OnClientHello(EventSink& sink) noexcept {
     client_session_id_len_ = static_cast<uint8_t>(c.hello.session_id.size());
     std::memcpy(client_session_id_, c.hello.session_id.data(), c.hello.session_id.size());
   }
+  // The signature engine: the ClientHello's tls.sni and ja3.hash / ja3.string, on the packet
+  // that completed it.
+  if (c.ok && sink.inspecting()) {
+    rules::Buffers b;
+    if (!c.sni.empty()) b.Set(rules::Buffer::kTlsSni, c.sni);
+    Md5 md5;
+    LocalText<4096> ja3;
+    char hash[32];
+    if (c.extensions_ok && !client_hello_cut_) {
+      ja3.md5 = &md5;
+      BuildJa3(c, &ja3);
+      FormatHex(md5.Final(), hash, sizeof hash);
+      b.Set(rules::Buffer::kJa3String, ja3.bytes());
+      b.Set(rules::Buffer::kJa3Hash, {reinterpret_cast<const uint8_t*>(hash), sizeof hash});
+    }
+    if (b.mask() != 0) sink.Inspect(Direction::kToServer, b);
+  }
 }
 
 void TlsParser::OnServerHello(EventSink& sink) noexcept {
@@ -1188,34 +1205,38 @@ void TlsParser::Emit(EventSink& sink) noexcept {
 
   std::span<const uint8_t> cn;  // points into `subject`, used by the message
   LocalText<1024> subject;
+  bool have_subject = false;
   if (have_cert && cert.has_subject) {
     if (RenderName(cert.subject, &subject, &cn)) {
+      have_subject = true;
       w.Bytes("subject", subject.bytes());
     } else {
       cn = {};
     }
   }
+  LocalText<1024> issuer;
+  bool have_issuer = false;
   if (have_cert && cert.has_issuer) {
-    LocalText<1024> t;
     std::span<const uint8_t> unused;
-    if (RenderName(cert.issuer, &t, &unused)) w.Bytes("issuerdn", t.bytes());
+    have_issuer = RenderName(cert.issuer, &issuer, &unused);
+    if (have_issuer) w.Bytes("issuerdn", issuer.bytes());
   }
   if (have_cert && cert.has_extensions) WriteSubjectAltNames(w, cert.extensions);
   if (session_resumed_ && !cert_in_buffer_) w.Bool("session_resumed", true);
+  LocalText<200> serial;
   if (have_cert && cert.has_serial) {
-    LocalText<200> t;
     for (size_t i = 0; i < cert.serial.size() && i < 64; ++i) {
-      if (i != 0) t.Append(':');
-      t.Append(kHexUpper[cert.serial[i] >> 4]);
-      t.Append(kHexUpper[cert.serial[i] & 15]);
+      if (i != 0) serial.Append(':');
+      serial.Append(kHexUpper[cert.serial[i] >> 4]);
+      serial.Append(kHexUpper[cert.serial[i] & 15]);
     }
-    w.Str("serial", t.view());
+    w.Str("serial", serial.view());
   }
+  char fp[3 * Sha1::kDigestSize];
   if (fingerprint_ok) {
     uint8_t digest[Sha1::kDigestSize];
     leaf_sha1_.Final(digest);
     leaf_sha1_.Init();
-    char fp[3 * Sha1::kDigestSize];
     for (size_t i = 0; i < sizeof digest; ++i) {
       fp[3 * i] = kHexLower[digest[i] >> 4];
       fp[3 * i + 1] = kHexLower[digest[i] & 15];
@@ -1285,6 +1306,25 @@ void TlsParser::Emit(EventSink& sink) noexcept {
   if (!cn.empty()) m.Append(" CN=").Append(AsText(cn));
   if (session_resumed_ && !cert_in_buffer_) m.Append(" resumed");
   sink.Commit();
+
+  // The signature engine: the server's side (certificate fields and ja3s), to the client.
+  if (sink.inspecting()) {
+    using rules::Buffer;
+    rules::Buffers b;
+    if (have_subject) b.Set(Buffer::kTlsCertSubject, subject.bytes());
+    if (have_issuer) b.Set(Buffer::kTlsCertIssuer, issuer.bytes());
+    if (!serial.bytes().empty()) b.Set(Buffer::kTlsCertSerial, serial.bytes());
+    if (fingerprint_ok) {
+      b.Set(Buffer::kTlsCertFingerprint, {reinterpret_cast<const uint8_t*>(fp), sizeof fp - 1});
+    }
+    char ja3s_hash[32];
+    if (have_server_hello_) {
+      FormatHex(ja3s_md5_, ja3s_hash, sizeof ja3s_hash);
+      b.Set(Buffer::kJa3sHash, {reinterpret_cast<const uint8_t*>(ja3s_hash), sizeof ja3s_hash});
+      b.Set(Buffer::kJa3sString, {reinterpret_cast<const uint8_t*>(ja3s_), ja3s_len_});
+    }
+    if (b.mask() != 0) sink.Inspect(Direction::kToClient, b);
+  }
 }
 
 void TlsParser::OnGap(Direction dir, uint32_t missing_bytes, EventSink& sink) noexcept {

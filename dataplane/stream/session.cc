@@ -40,6 +40,17 @@ class SessionManager::EventCarrier final : public proto::EventSink, public FileT
   proto::TextBuilder& message() noexcept override { return message_; }
   uint64_t now_ns() const noexcept override { return now_; }
 
+  void set_tx_inspector(TxInspector* t) noexcept { tx_ = t; }
+  bool inspecting() const noexcept override {
+    return tx_ != nullptr && flow_ != nullptr && tx_->active();
+  }
+  void Inspect(Direction dir, const rules::Buffers& buffers) noexcept override {
+    if (!inspecting()) return;
+    // The parser's client is the flow's server after a reversed midstream pickup.
+    const auto flow_dir = static_cast<FlowDir>(static_cast<uint8_t>(dir) ^ (reversed_ ? 1 : 0));
+    tx_->OnTransaction(*flow_, flow_dir, buffers);
+  }
+
   void Commit() noexcept override {
     ++counters_->events;
     if (writer_.depth() != 0) {
@@ -107,6 +118,7 @@ class SessionManager::EventCarrier final : public proto::EventSink, public FileT
   EventRing* ring_;
   uint16_t worker_;
   SessionCounters* counters_;
+  TxInspector* tx_ = nullptr;
   const Flow* flow_ = nullptr;
   bool reversed_ = false;
   uint64_t now_ = 0;
@@ -192,6 +204,10 @@ SessionManager::~SessionManager() {
 }
 
 void SessionManager::set_packet_number(uint64_t n) noexcept { carrier_->set_packet_number(n); }
+
+void SessionManager::set_tx_inspector(TxInspector* inspector) noexcept {
+  carrier_->set_tx_inspector(inspector);
+}
 
 SessionManager::Session* SessionManager::Get(const Flow& flow) noexcept {
   if (flow.session == 0) return nullptr;

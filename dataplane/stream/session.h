@@ -22,6 +22,7 @@
 #include "dataplane/proto/registry.h"
 #include "dataplane/stream/file_tap.h"
 #include "dataplane/stream/reassembly.h"
+#include "rules/engine/detect.h"
 
 namespace vigil::dp {
 
@@ -38,6 +39,20 @@ struct SessionCounters {
   uint64_t events = 0;
   uint64_t events_lost = 0;       // event ring full
   uint64_t events_truncated = 0;  // members or message cut to fit
+};
+
+// The signature engine's side of the app-layer seam (detect/inspector.h implements it): the
+// sticky buffers of each message the parsers complete, on the worker thread, synchronously.
+class TxInspector {
+ public:
+  // Whether a rule set is in use (parsers then assemble their buffers).
+  virtual bool active() const noexcept = 0;
+  // One message of `flow` travelling in `dir` (relative to the flow's client).
+  virtual void OnTransaction(const Flow& flow, FlowDir dir,
+                             const rules::Buffers& buffers) noexcept = 0;
+
+ protected:
+  ~TxInspector() = default;
 };
 
 class SessionManager {
@@ -62,6 +77,9 @@ class SessionManager {
 
   // Replay: the 1-based number of the packet being processed, written into its events (pcap_cnt).
   void set_packet_number(uint64_t n) noexcept;
+
+  // The signature engine that inspects the parsers' messages (nullptr: none). Start-up.
+  void set_tx_inspector(TxInspector* inspector) noexcept;
 
   const SessionCounters& counters() const noexcept { return counters_; }
   const ReassemblyCounters& reassembly_counters() const noexcept { return reassembler_.counters(); }

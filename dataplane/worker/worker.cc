@@ -96,13 +96,20 @@ Worker::Worker(const WorkerOptions& options, const FlowConfig& flow_config,
 void Worker::EnableDetect(RcuPublisher<DetectSnapshot>* detects) {
   detects_ = detects;
   inspector_ = std::make_unique<Inspector>(flows_.capacity(), options_.worker_id, event_ring_);
+  sessions_->set_tx_inspector(inspector_.get());
+}
+
+void Worker::BeginInspect(const FlowLookup& fl, const PacketMeta& meta,
+                          std::span<const uint8_t> frame) noexcept {
+  const uint32_t index = flows_.IndexOf(*fl.flow);
+  if (fl.created) inspector_->ResetFlow(index);
+  inspector_->BeginPacket(*fl.flow, index, fl.dir, meta, frame, now_ns_);
 }
 
 bool Worker::Inspect(const FlowLookup& fl, const PacketMeta& meta, std::span<const uint8_t> frame,
                      uint16_t tx_index, rte_mbuf* m) noexcept {
-  const uint32_t index = flows_.IndexOf(*fl.flow);
-  if (fl.created) inspector_->ResetFlow(index);
-  inspector_->OnPacket(*fl.flow, index, fl.dir, meta, frame, now_ns_);
+  inspector_->InspectPayload();
+  inspector_->EndPacket();
   const RuleVerdict v = inspector_->verdict();
   if (v == RuleVerdict::kPass) [[likely]] {
     return false;
@@ -280,8 +287,11 @@ void Worker::ProcessBurst(const WorkerQueue& q, rte_mbuf** pkts, uint16_t n) noe
         const uint32_t len = rte_pktmbuf_pkt_len(m);
         const uint32_t span_len = len < sizeof(scratch_) ? len : sizeof(scratch_);
         const auto* data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, span_len, scratch_));
+        // The rules see the messages the parsers complete on this packet, then its payload.
+        if (inspect_) BeginInspect(fl, b.meta, {data, span_len});
         if (sessions_->OnPacket(*fl.flow, fl.dir, b.meta, {data, span_len}, now_ns_) ==
             SessionManager::Verdict::kDrop) [[unlikely]] {
+          if (inspect_) inspector_->EndPacket();
           Drop(q.rx_port_index, m, DropReason::kStreamPolicy);
           continue;
         }
@@ -356,8 +366,10 @@ bool Worker::Defragment(rte_mbuf* m, const PacketMeta& meta, DropReason* reason)
     return false;
   }
   if (dm.ip_proto == 6 || dm.ip_proto == 17) {
+    if (inspect_) BeginInspect(fl, dm, dgram);
     if (sessions_->OnPacket(*fl.flow, fl.dir, dm, dgram, now_ns_) !=
         SessionManager::Verdict::kForward) {
+      if (inspect_) inspector_->EndPacket();
       return false;
     }
     // A drop or reject rule drops the fragment that completed the datagram (no reply is sent
@@ -425,6 +437,8 @@ void Worker::PublishSessionCounters() noexcept {
   if (inspector_ != nullptr) {
     const InspectorCounters& d = inspector_->counters();
     w.detect_inspected.Set(d.inspected);
+    w.detect_transactions.Set(d.transactions);
+    w.detect_transactions_skipped.Set(d.transactions_skipped);
     w.detect_alerts.Set(d.alerts);
     w.detect_alerts_lost.Set(d.alerts_lost);
     w.detect_drops.Set(d.drops);

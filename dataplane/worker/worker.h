@@ -123,6 +123,8 @@ struct alignas(64) WorkerCounters {
   Counter stream_segments_in_use;
   // Signature engine (published from the Inspector's counters at housekeeping).
   Counter detect_inspected;
+  Counter detect_transactions;          // app-layer messages inspected (their sticky buffers)
+  Counter detect_transactions_skipped;  // messages completed with no packet of theirs (flow end)
   Counter detect_alerts;
   Counter detect_alerts_lost;  // alert records lost because the event ring was full
   Counter detect_drops;        // packets a drop or reject rule dropped (DropReason::kRule)
@@ -236,7 +238,11 @@ class Worker final : public FlowEndSink {
   void Drop(uint16_t rx_port_index, rte_mbuf* m, DropReason reason) noexcept;
   void PublishFlowCounters() noexcept;
   void PublishSessionCounters() noexcept;
-  // After the session layer: the signature engine on a tracked TCP/UDP packet.
+  // Before the session layer: the signature engine starts on a tracked TCP/UDP packet (the
+  // messages its parsers complete are inspected with it).
+  void BeginInspect(const FlowLookup& fl, const PacketMeta& meta,
+                    std::span<const uint8_t> frame) noexcept;
+  // After the session layer: the signature engine on the packet's payload, and the verdict.
   // True when a drop or reject rule dropped the packet (its flow is then marked drop, and for a
   // reject the RSTs or the ICMP port unreachable are sent on `tx_index` and its reverse; none
   // when it is UINT16_MAX).

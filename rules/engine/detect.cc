@@ -1059,8 +1059,11 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
         hs_scan(g.packet.db, reinterpret_cast<const char*>(packet.data()),
                 static_cast<unsigned>(packet.size()), 0, s.hs, OnPattern, &ctx);
       }
+      // A transaction (no packet payload given) consults only rules that name one of its
+      // buffers: the others were, or will be, inspected on the packets themselves.
       for (const uint32_t r : g.always) {
-        if ((im.info[r].needs & ~b.mask()) == 0) AddCandidate(s, r);
+        const uint64_t needs = im.info[r].needs;
+        if ((needs & ~b.mask()) == 0 && (has_packet || needs != 0)) AddCandidate(s, r);
       }
     }
   }

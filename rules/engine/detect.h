@@ -111,10 +111,13 @@ class Detector {
   // call again after a reload). nullptr with *error when Hyperscan cannot allocate it.
   std::unique_ptr<Scratch> NewScratch(std::string* error) const;
 
-  // Inspects one packet or transaction: writes the indexes of the rules that alert (at most
-  // alerts.size(), in rule order; rules with `noalert` never appear) and returns how many.
-  // Matching rules also update `bits` (may be null: flowbit conditions then fail and actions are
-  // skipped) and the scratch's threshold state.
+  // Inspects one packet or transaction: a packet when `b` has the kPacket buffer (the rules that
+  // need no app-layer buffer are consulted), else one application-layer message (only the rules
+  // that need at least one of its buffers: a rule with no content condition is a packet rule,
+  // and one that mixes pkt_data with app-layer buffers matches neither). Writes the indexes of the
+  // rules that alert (at most alerts.size(), in rule order; rules with `noalert` never appear) and
+  // returns how many. Matching rules also update `bits` (may be null: flowbit conditions then fail
+  // and actions are skipped) and the scratch's threshold state.
   size_t Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, Scratch& scratch,
                  std::span<uint32_t> alerts) const noexcept;
 

@@ -2,7 +2,9 @@
 // {"event_type":"smb","direction":"to_server",<members>,"message":"..."}.
 #pragma once
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dataplane/proto/event.h"
@@ -35,6 +37,19 @@ class CollectSink final : public EventSink {
   }
   uint64_t now_ns() const noexcept override { return now; }
 
+  // The signature-engine seam: with `inspect` set, every message's buffers are kept as copies.
+  bool inspecting() const noexcept override { return inspect; }
+  void Inspect(Direction dir, const rules::Buffers& buffers) noexcept override {
+    std::map<rules::Buffer, std::string> m;
+    for (size_t i = 0; i < rules::kBufferCount; ++i) {
+      const auto b = static_cast<rules::Buffer>(i);
+      if (!buffers.Has(b)) continue;
+      const std::span<const uint8_t> v = buffers.Get(b);
+      m.emplace(b, std::string(reinterpret_cast<const char*>(v.data()), v.size()));
+    }
+    inspected.emplace_back(dir, std::move(m));
+  }
+
   // Events whose JSON text contains `needle`.
   size_t CountContaining(std::string_view needle) const {
     size_t n = 0;
@@ -47,6 +62,8 @@ class CollectSink final : public EventSink {
   std::vector<std::string> types;
   uint64_t now = 1'700'000'000'000'000'000ULL;
   bool unbalanced = false;  // a parser committed with containers left open
+  bool inspect = false;
+  std::vector<std::pair<Direction, std::map<rules::Buffer, std::string>>> inspected;
 
  private:
   char buf_[16384];

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -719,6 +720,105 @@ TEST(Http, SplitIntoTwoAtEveryOffset) {
     f.End();
     ASSERT_EQ(f.sink.events, whole.sink.events) << cut;
   }
+}
+
+// The signature engine's buffers (EventSink::Inspect): one inspection per message, with the
+// sticky buffers Suricata fills for it.
+using rules::Buffer;
+
+TEST(HttpDetect, RequestBuffersAreNormalisedAndSplitProof) {
+  const std::string req =
+      "GET http://WWW.Example.COM.:8080/a/./b/../c%2Ed/%41x?q=%41&r=1 HTTP/1.1\r\n"
+      "Host: ignored.example\r\n"
+      "User-Agent:   Mozilla/5.0 (X)  \r\n"
+      "Cookie: sid=1\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n";
+  std::vector<std::pair<Direction, std::map<Buffer, std::string>>> first;
+  for (size_t cut = 0; cut <= req.size(); cut += req.size() / 7 + 1) {
+    Flow f;
+    f.sink.inspect = true;
+    f.Req(req.substr(0, cut));
+    f.Req(req.substr(cut));
+    ASSERT_EQ(f.sink.inspected.size(), 1u) << "cut at " << cut;
+    const auto& [dir, b] = f.sink.inspected[0];
+    EXPECT_EQ(dir, Direction::kToServer);
+    EXPECT_EQ(b.at(Buffer::kHttpMethod), "GET");
+    EXPECT_EQ(b.at(Buffer::kHttpRawUri),
+              "http://WWW.Example.COM.:8080/a/./b/../c%2Ed/%41x?q=%41&r=1");
+    // Scheme and authority gone, %XX decoded and dot segments removed in the path only.
+    EXPECT_EQ(b.at(Buffer::kHttpUri), "/a/c.d/Ax?q=%41&r=1");
+    EXPECT_EQ(b.at(Buffer::kHttpProtocol), "HTTP/1.1");
+    EXPECT_EQ(b.at(Buffer::kHttpHost), "www.example.com");  // from the URI, normalised
+    EXPECT_EQ(b.at(Buffer::kHttpRawHost), "ignored.example");
+    EXPECT_EQ(b.at(Buffer::kHttpUserAgent), "Mozilla/5.0 (X)");
+    EXPECT_EQ(b.at(Buffer::kHttpCookie), "sid=1");
+    EXPECT_EQ(b.at(Buffer::kHttpHeader),
+              "Host: ignored.example\r\nUser-Agent: Mozilla/5.0 (X)\r\nCookie: sid=1\r\n"
+              "X-Folded: one two\r\n");
+    EXPECT_EQ(b.at(Buffer::kHttpHeaderNames),
+              "\r\nHost\r\nUser-Agent\r\nCookie\r\nX-Folded\r\n\r\n");
+    EXPECT_EQ(b.at(Buffer::kHttpRequestLine),
+              "GET http://WWW.Example.COM.:8080/a/./b/../c%2Ed/%41x?q=%41&r=1 HTTP/1.1");
+    EXPECT_TRUE(b.at(Buffer::kHttpStart).starts_with(b.at(Buffer::kHttpRequestLine) + "\r\nHost:"));
+    EXPECT_TRUE(b.at(Buffer::kHttpStart).ends_with("\r\n\r\n"));
+    EXPECT_EQ(b.count(Buffer::kFileData), 0u);
+    EXPECT_EQ(b.count(Buffer::kPacket), 0u);
+    if (first.empty()) {
+      first = f.sink.inspected;
+    } else {
+      EXPECT_EQ(f.sink.inspected, first) << "cut at " << cut;
+    }
+  }
+}
+
+TEST(HttpDetect, BodiesAndResponses) {
+  Flow f;
+  f.sink.inspect = true;
+  f.Req("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n");
+  EXPECT_TRUE(f.sink.inspected.empty());  // waits for its body
+  f.Req("hello ");
+  f.Req("world");
+  ASSERT_EQ(f.sink.inspected.size(), 1u);
+  EXPECT_EQ(f.sink.inspected[0].second.at(Buffer::kHttpRequestBody), "hello world");
+  EXPECT_EQ(f.sink.inspected[0].second.at(Buffer::kFileData), "hello world");
+  EXPECT_EQ(f.sink.inspected[0].second.at(Buffer::kHttpContentLen), "11");
+  f.Resp("HTTP/1.1 100 Continue\r\n\r\n");
+  f.Resp("HTTP/1.1 404 Not  Found\r\nServer: nginx\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const char chunks[] = "5\r\nMZ\x90\x00\x03\r\n3\r\nabc\r\n0\r\n\r\n";
+  f.Resp(std::string_view(chunks, sizeof chunks - 1));  // with its NUL byte
+  ASSERT_EQ(f.sink.inspected.size(), 2u);               // the interim response is not inspected
+  const auto& [dir, b] = f.sink.inspected[1];
+  EXPECT_EQ(dir, Direction::kToClient);
+  EXPECT_EQ(b.at(Buffer::kHttpStatCode), "404");
+  EXPECT_EQ(b.at(Buffer::kHttpStatMsg), "Not  Found");
+  EXPECT_EQ(b.at(Buffer::kHttpResponseLine), "HTTP/1.1 404 Not  Found");
+  EXPECT_EQ(b.at(Buffer::kHttpServer), "nginx");
+  EXPECT_EQ(b.at(Buffer::kFileData), std::string("MZ\x90\x00\x03"
+                                                 "abc",
+                                                 8));  // de-chunked
+  EXPECT_EQ(b.count(Buffer::kHttpRequestBody), 0u);
+  EXPECT_EQ(b.count(Buffer::kHttpUri), 0u);  // a response carries its own buffers only
+
+  // A body longer than the window is inspected once, with the window's bytes.
+  const std::string big(HttpParser::kDetectBody + 100, 'x');
+  f.Req("PUT /big HTTP/1.1\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
+  ASSERT_EQ(f.sink.inspected.size(), 3u);
+  EXPECT_EQ(f.sink.inspected[2].second.at(Buffer::kFileData).size(), HttpParser::kDetectBody);
+  // A response delimited by the close is inspected with its first bytes.
+  f.Resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  f.Resp("HTTP/1.0 200 OK\r\n\r\nfirst");
+  f.Resp("second");
+  ASSERT_EQ(f.sink.inspected.size(), 5u);
+  EXPECT_EQ(f.sink.inspected[4].second.at(Buffer::kFileData), "first");
+}
+
+TEST(HttpDetect, NothingAssembledWhenNotInspecting) {
+  Flow f;
+  f.Req("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  f.Resp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_TRUE(f.sink.inspected.empty());
+  EXPECT_EQ(f.Http().size(), 1u);
 }
 
 }  // namespace

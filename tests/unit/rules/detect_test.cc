@@ -303,6 +303,52 @@ TEST(DetectPrefilter, FastPatternSelectsCandidates) {
   EXPECT_EQ(small->Inspect(One::Meta(), b, nullptr, *scratch, out), 0u);
 }
 
+// A packet and an app-layer message (no pkt_data) consult different rules: a rule with no
+// content condition and a pkt_data rule are packet rules, a rule on a sticky buffer (through its
+// buffer's database, or without a fast pattern) is a message rule, and a rule mixing pkt_data
+// with a sticky buffer matches neither.
+TEST(DetectPrefilter, PacketsAndMessagesConsultTheirOwnRules) {
+  std::vector<Rule> rules{
+      Parse("alert tcp any any -> any any (msg:\"t\"; flow:established; sid:1;)"),
+      Parse("alert tcp any any -> any any (msg:\"t\"; content:\"GET /x\"; sid:2;)"),
+      Parse("alert http any any -> any any (msg:\"t\"; http.uri; content:\"/x\"; sid:3;)"),
+      Parse("alert http any any -> any any (msg:\"t\"; http.method; content:\"GE\"; sid:4;)"),
+      Parse("alert http any any -> any any (msg:\"t\"; content:\"GET\"; http.uri; "
+            "content:\"/x\"; sid:5;)"),
+      Parse("alert http any any -> any any (msg:\"t\"; http.uri; content:\"/x\"; "
+            "http.host; content:\"other\"; sid:6;)"),
+  };
+  std::string err;
+  auto det = Detector::Build(std::move(rules), &err);
+  ASSERT_NE(det, nullptr) << err;
+  auto scratch = det->NewScratch(&err);
+  PacketMeta p = One::Meta();
+  p.app = Protocol::kHttp;
+  uint32_t out[8];
+  auto sids = [&](const Buffers& b) {
+    std::vector<uint32_t> v;
+    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
+    for (size_t i = 0; i < n; ++i) v.push_back(det->rule(out[i]).sid);
+    return v;
+  };
+  const std::string payload = "GET /x HTTP/1.1\r\n\r\n", uri = "/x", method = "GET", host = "h";
+  Buffers packet;
+  packet.Set(Buffer::kPacket, Bytes(payload));
+  EXPECT_EQ(sids(packet), (std::vector<uint32_t>{1, 2}));
+  Buffers message;
+  message.Set(Buffer::kHttpUri, Bytes(uri));
+  message.Set(Buffer::kHttpMethod, Bytes(method));
+  message.Set(Buffer::kHttpHost, Bytes(host));
+  EXPECT_EQ(sids(message), (std::vector<uint32_t>{3, 4}));
+  // Each rule agrees with Matches (no prefilter) on both.
+  for (uint32_t r = 0; r < det->size(); ++r) {
+    const uint32_t sid = det->rule(r).sid;
+    EXPECT_EQ(det->Matches(r, p, packet, nullptr, *scratch), sid == 1 || sid == 2) << sid;
+    EXPECT_EQ(det->Matches(r, p, message, nullptr, *scratch), sid == 1 || sid == 3 || sid == 4)
+        << sid;  // Matches checks conditions only: sid 1 has none on buffers
+  }
+}
+
 // Fast pattern choice: a short explicit fast_pattern gives way to a longer content, the most
 // selective content wins over the longest, runs of zero bytes are left out of the pattern, and a
 // rule whose contents are all shorter than 3 bytes is checked on every packet of its group.
