@@ -217,4 +217,75 @@ bool Dataplane::ConfigCommand(const std::string& op, const YAML::Node& req, std:
   return false;
 }
 
+void Dataplane::StartRuleReload() {
+  if (!config_.detect.enabled || detects_ == nullptr) {
+    std::fprintf(stderr, "vigil: rule reload (SIGHUP): detect is off, no rules to reload\n");
+    return;
+  }
+  if (reload_ != nullptr) {
+    reload_again_ = true;  // the files may have changed again since this one read them
+    return;
+  }
+  auto r = std::make_unique<RuleReload>();
+  r->config = config_.detect;
+  r->generation = config_generation_;
+  RuleReload* rr = r.get();
+  const size_t workers = workers_.size();
+  const std::string version = config_version_;
+  std::fprintf(stderr, "vigil: rule reload (SIGHUP): reading %zu rule file(s)\n",
+               rr->config.rules.size());
+  // As a push's build: a thread of its own on the main thread's CPUs, never a worker's core.
+  rr->builder = std::thread([rr, workers, version] {
+    const auto t0 = std::chrono::steady_clock::now();
+    DetectLoad load = LoadDetector(rr->config);
+    rr->summary = load.summary;
+    rr->stats = load.stats;
+    if (load.detector == nullptr) {
+      rr->error = load.error;
+    } else if (rr->config.refuse_invalid_rules && !RejectsForPush(load).empty()) {
+      rr->error = RejectsForPush(load).front()->ToString() + " (detect.invalid_rules: refuse)";
+    } else {
+      rr->snapshot = MakeDetectSnapshot(std::move(load.detector), workers, version,
+                                        rr->config.inline_actions, &rr->error);
+    }
+    rr->build_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    rr->done.store(true, std::memory_order_release);
+  });
+  reload_ = std::move(r);
+}
+
+void Dataplane::PollRuleReload() {
+  if (reload_ == nullptr || !reload_->done.load(std::memory_order_acquire)) return;
+  reload_->builder.join();
+  RuleReload& r = *reload_;
+  if (r.generation != config_generation_) {
+    // A configuration push was committed meanwhile: its rule set is the newer one.
+    std::fprintf(stderr,
+                 "vigil: rule reload (SIGHUP) discarded: configuration generation %" PRIu64
+                 " was committed while it was built\n",
+                 config_generation_);
+  } else if (r.snapshot == nullptr) {
+    ++rule_reloads_failed_;
+    std::fprintf(stderr, "vigil: rule reload (SIGHUP) failed, the running rules stay: %s\n",
+                 r.error.c_str());
+  } else {
+    ++rule_reloads_;
+    ++config_generation_;
+    // The push's swap: one pointer store, each worker switches between two bursts, the old set
+    // is freed after every worker's quiescent point.
+    detects_->Publish(r.snapshot, config_generation_);
+    detect_stats_ = r.stats;
+    detect_summary_ = r.summary;
+    std::fprintf(stderr, "vigil: rules reloaded (SIGHUP) in %.0f ms: %s\n", r.build_ms,
+                 r.summary.c_str());
+    PrintDetectStats(r.stats);
+  }
+  reload_.reset();
+  if (reload_again_) {
+    reload_again_ = false;
+    StartRuleReload();
+  }
+}
+
 }  // namespace vigil::dp

@@ -52,4 +52,22 @@ struct Dataplane::StagedConfig {
   }
 };
 
+// A rule reload (SIGHUP) in progress: built by a loading thread, published by the main thread.
+struct Dataplane::RuleReload {
+  DetectConfig config;      // the running detect configuration when the reload started
+  uint64_t generation = 0;  // config_generation_ then: a push committed since makes it stale
+  std::atomic<bool> done{false};
+  // Written by the loading thread until done, read by the main thread after.
+  std::shared_ptr<const DetectSnapshot> snapshot;  // nullptr: failed
+  std::string summary;
+  std::string error;
+  rules::DetectorStats stats;
+  double build_ms = 0;
+  std::thread builder;
+
+  ~RuleReload() {
+    if (builder.joinable()) builder.join();
+  }
+};
+
 }  // namespace vigil::dp

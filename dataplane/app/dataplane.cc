@@ -345,7 +345,7 @@ uint32_t Dataplane::DrainEvents() {
   return total;
 }
 
-void Dataplane::Run(std::atomic<bool>* stop) {
+void Dataplane::Run(std::atomic<bool>* stop, std::atomic<bool>* reload) {
   const auto t0 = std::chrono::steady_clock::now();
   for (auto& w : workers_) {
     auto* arg = new LaunchArg{w.get(), &workers_done_};
@@ -365,6 +365,10 @@ void Dataplane::Run(std::atomic<bool>* stop) {
       blocks_->Reclaim();
       ReapStagedConfig();
     }
+    if (reload != nullptr && reload->exchange(false, std::memory_order_relaxed)) {
+      StartRuleReload();
+    }
+    PollRuleReload();
     detects_->Reclaim();
     const auto now = std::chrono::steady_clock::now();
     if (spool_ != nullptr && now - last_spool > std::chrono::milliseconds(10)) {
@@ -794,6 +798,8 @@ std::string Dataplane::CountersJson() const {
     AppendKV(&o, "rules_dropped", detect_stats_.dropped.size());
     AppendKV(&o, "rule_sets_published", detects_->publishes());
     AppendKV(&o, "rule_sets_retired_pending", detects_->retired());
+    AppendKV(&o, "rule_reloads", rule_reloads_);
+    AppendKV(&o, "rule_reloads_failed", rule_reloads_failed_);
     AppendKV(&o, "inspected", inspected);
     AppendKV(&o, "transactions", transactions);
     AppendKV(&o, "alerts", alerts);

@@ -48,7 +48,9 @@ class Dataplane {
 
   // Launches the workers and runs the exporter until they stop: at the end of input in replay,
   // or when *stop becomes true. Then drains every event, flushes the EVE file and stops ports.
-  void Run(std::atomic<bool>* stop);
+  // `reload` (may be nullptr; SIGHUP sets it): the rule files are read again and the new rule set
+  // replaces the running one without stopping the workers (docs/rules.md, "Reload").
+  void Run(std::atomic<bool>* stop, std::atomic<bool>* reload = nullptr);
 
   // Counters as one JSON object (see docs/dataplane.md for the fields).
   std::string CountersJson() const;
@@ -79,6 +81,12 @@ class Dataplane {
   void StagedStatusJson(std::string* result) const;
   // Joins a finished loading thread (main loop; never waits for one still building).
   void ReapStagedConfig();
+  // Rule reload (SIGHUP; config_push.cc): the running detect configuration's rule files are read
+  // and compiled again on a loading thread, then published as a push's rule set is. A failure
+  // keeps the running rules and says why; a request during a reload runs after it.
+  struct RuleReload;
+  void StartRuleReload();
+  void PollRuleReload();  // main loop: publishes a finished reload
 
   Config config_;
   RunOptions options_;
@@ -104,6 +112,9 @@ class Dataplane {
   std::string config_version_;  // "" until a configuration is pushed
   uint64_t config_generation_ = 0;
   std::unique_ptr<StagedConfig> staged_;
+  std::unique_ptr<RuleReload> reload_;
+  bool reload_again_ = false;  // SIGHUP during a reload: one more after it
+  uint64_t rule_reloads_ = 0, rule_reloads_failed_ = 0;
   // Respond: the block table the workers check (RCU) and the command socket that replaces it.
   std::unique_ptr<BlockPublisher> blocks_;
   std::unique_ptr<CommandServer> commands_;

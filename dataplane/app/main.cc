@@ -26,6 +26,9 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true, std::memory_order_relaxed); }
+// SIGHUP: read the rule files again (lock-free atomic stores are async-signal-safe).
+std::atomic<bool> g_reload{false};
+void OnHangup(int) { g_reload.store(true, std::memory_order_relaxed); }
 
 int Usage(const char* argv0) {
   std::fprintf(stderr,
@@ -192,6 +195,7 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  std::signal(SIGHUP, OnHangup);
 
   int rc = 0;
   {
@@ -215,7 +219,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "vigil-dataplane: forwarding (capabilities %s); Ctrl-C to stop\n",
                      vigil::dp::EffectiveCapabilities() == 0 ? "dropped" : "kept");
       }
-      dp.Run(&g_stop);
+      dp.Run(&g_stop, &g_reload);
       const std::string json = dp.CountersJson();
       std::printf("%s\n", json.c_str());
       if (!counters_path.empty()) {
