@@ -623,6 +623,13 @@ void DcerpcConnection::OnRequest(const DirState& d, DcerpcObserver& obs) noexcep
   p->req_stub = SatAdd(p->req_stub, stub);
   if (flags & kPfcLastFrag) {
     p->req_done = true;
+    DcerpcRequestView view;
+    view.iface = p->has_iface ? &p->iface : nullptr;
+    view.opnum = p->opnum;
+    if (first && body_ok && d.head_keep > fixed) {
+      view.stub = {d.buf + fixed, std::min<uint32_t>(stub, d.head_keep - fixed)};
+    }
+    obs.OnRequest(view);
     if (p->maybe) EmitPending(*p, obs);
   }
 }
@@ -1129,6 +1136,26 @@ void DcerpcParser::OnEnd(EventSink& sink) noexcept {
   sink_ = &sink;
   conn_.Flush(*this);
   sink_ = nullptr;
+}
+
+void DcerpcParser::OnRequest(const DcerpcRequestView& request) noexcept {
+  if (sink_ == nullptr || !sink_->inspecting()) return;
+  InspectDcerpcRequest(request, Direction::kToServer, *sink_);
+}
+
+void InspectDcerpcRequest(const DcerpcRequestView& request, Direction dir,
+                          EventSink& sink) noexcept {
+  rules::DcerpcInfo info;
+  if (request.iface != nullptr) {
+    info.has_iface = true;
+    std::memcpy(info.uuid.data(), request.iface->uuid, 16);
+    info.version = request.iface->ver_major;
+  }
+  info.opnum = request.opnum;
+  rules::Buffers b;
+  b.Set(rules::Buffer::kDcerpcStubData, request.stub);
+  b.SetDcerpc(&info);
+  sink.Inspect(dir, b);
 }
 
 void DcerpcParser::OnCall(const DcerpcCall& call) noexcept {

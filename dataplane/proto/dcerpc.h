@@ -113,10 +113,22 @@ struct DcerpcCall {
 
 enum class DcerpcJsonStyle : uint8_t { kDcerpc, kSmb };
 
+// A request as the signature engine sees it (dcerpc.iface, dcerpc.opnum, dcerpc.stub_data), when
+// its last fragment arrives.
+struct DcerpcRequestView {
+  const DcerpcInterface* iface = nullptr;  // the context's interface; nullptr when not bound here
+  uint16_t opnum = 0;
+  // The stub as kept (the start of a single-fragment request's; empty for a fragmented one,
+  // whose stub is only counted).
+  std::span<const uint8_t> stub;
+};
+
 class DcerpcObserver {
  public:
   // A call completed (its response's last fragment arrived, or a request that has no response).
   virtual void OnCall(const DcerpcCall& call) noexcept = 0;
+  // A request's last fragment arrived (before its response).
+  virtual void OnRequest(const DcerpcRequestView& request) noexcept { (void)request; }
   // A malformed PDU etc. `event` is a short snake_case name ("unsupported_version", ...).
   virtual void OnAnomaly(Direction dir, const char* event) noexcept { (void)dir, (void)event; }
 
@@ -238,6 +250,11 @@ const char* DcerpcOperationName(const uint8_t uuid[16], uint16_t opnum) noexcept
 // drep and lengths): kMaybe until 16 bytes are there.
 ProbeResult DcerpcProbe(std::span<const uint8_t> data) noexcept;
 
+// Gives a request to the signature engine through `sink` (EventSink::Inspect): dcerpc.stub_data
+// and the request's interface and opnum (rules::DcerpcInfo). Call only when sink.inspecting().
+void InspectDcerpcRequest(const DcerpcRequestView& request, Direction dir,
+                          EventSink& sink) noexcept;
+
 // The `dcerpc` parser for DCE-RPC over TCP: one EVE `dcerpc` event per call (a bind and its ack,
 // a request and its response), anomalies for malformed PDUs.
 class DcerpcParser final : public AppParser, private DcerpcObserver {
@@ -261,6 +278,7 @@ class DcerpcParser final : public AppParser, private DcerpcObserver {
 
  private:
   void OnCall(const DcerpcCall& call) noexcept override;
+  void OnRequest(const DcerpcRequestView& request) noexcept override;
   void OnAnomaly(Direction dir, const char* event) noexcept override;
 
   // Anomaly events per flow; more are counted in anomalies_suppressed_ only, so that a stream

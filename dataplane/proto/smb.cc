@@ -819,6 +819,12 @@ void SmbParser::FileData(int index, Direction dir, uint8_t version, uint16_t com
 struct SmbParser::PipeObserver final : public DcerpcObserver {
   PipeObserver(SmbParser* p, int i) noexcept : parser(p), pipe(i) {}
   void OnCall(const DcerpcCall& call) noexcept override { parser->OnPipeCall(pipe, call); }
+  // The signature engine sees each request on a pipe (dcerpc.iface / dcerpc.opnum over SMB).
+  void OnRequest(const DcerpcRequestView& request) noexcept override {
+    if (parser->sink_ != nullptr && parser->sink_->inspecting()) {
+      InspectDcerpcRequest(request, Direction::kToServer, *parser->sink_);
+    }
+  }
   void OnAnomaly(Direction dir, const char* event) noexcept override {
     char buf[64];
     const int n = std::snprintf(buf, sizeof buf, "dcerpc_%s", event);

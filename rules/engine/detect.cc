@@ -50,7 +50,131 @@ size_t Find(std::span<const uint8_t> buf, size_t lo, size_t hi, const Content& c
 
 bool IsRelative(const Match* m) noexcept {
   if (const auto* c = std::get_if<Content>(m)) return c->relative();
-  return std::get<Pcre>(*m).relative;
+  if (const auto* p = std::get_if<Pcre>(m)) return p->relative;
+  if (const auto* d = std::get_if<IsDataAt>(m)) return d->relative;
+  if (const auto* t = std::get_if<ByteTest>(m)) return t->read.relative;
+  if (const auto* j = std::get_if<ByteJump>(m)) return j->read.relative;
+  return false;
+}
+
+// "12345678-1234-abcd-ef00-0123456789ab" (as the parser checked it) in the GUID's wire layout.
+std::array<uint8_t, 16> UuidWire(const std::string& text) noexcept {
+  std::array<uint8_t, 16> hex{};
+  size_t n = 0;
+  for (size_t i = 0; i + 1 < text.size() && n < 16;) {
+    if (text[i] == '-') {
+      ++i;
+      continue;
+    }
+    auto v = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : (c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0);
+    };
+    hex[n++] = static_cast<uint8_t>(v(text[i]) << 4 | v(text[i + 1]));
+    i += 2;
+  }
+  // Data1 (4 bytes), Data2 and Data3 (2 each) are little-endian on the wire; Data4 as written.
+  std::array<uint8_t, 16> w = hex;
+  w[0] = hex[3], w[1] = hex[2], w[2] = hex[1], w[3] = hex[0];
+  w[4] = hex[5], w[5] = hex[4], w[6] = hex[7], w[7] = hex[6];
+  return w;
+}
+
+// Reads byte_test's / byte_jump's number; *at is where its bytes start. False when they are not
+// all inside the buffer or a text number has no digit.
+bool ReadNumber(const ByteRead& r, std::span<const uint8_t> buf, int64_t cursor, uint64_t* out,
+                int64_t* at) noexcept {
+  const int64_t pos = (r.relative ? cursor : 0) + r.offset;
+  if (pos < 0 || pos + r.nbytes > static_cast<int64_t>(buf.size())) return false;
+  *at = pos;
+  const uint8_t* p = buf.data() + pos;
+  uint64_t v = 0;
+  if (r.base == NumberBase::kBinary) {
+    for (size_t i = 0; i < r.nbytes; ++i) {
+      const uint8_t b = r.little_endian ? p[r.nbytes - 1 - i] : p[i];
+      v = v << 8 | b;
+    }
+  } else {
+    // As strtoull over the bytes: leading digits of the base count, at least one.
+    const unsigned base = r.base == NumberBase::kHex ? 16 : (r.base == NumberBase::kOctal ? 8 : 10);
+    size_t i = 0, digits = 0;
+    while (i < r.nbytes && (p[i] == ' ' || p[i] == '\t')) ++i;
+    for (; i < r.nbytes; ++i) {
+      unsigned d;
+      const uint8_t c = p[i];
+      if (c >= '0' && c <= '9') {
+        d = c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        d = c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        d = c - 'A' + 10;
+      } else {
+        break;
+      }
+      if (d >= base) break;
+      v = v * base + d;
+      ++digits;
+    }
+    if (digits == 0) return false;
+  }
+  if (r.bitmask != 0) {
+    v &= r.bitmask;
+    v >>= __builtin_ctzll(r.bitmask);
+  }
+  *out = v;
+  return true;
+}
+
+bool ByteTestMatches(const ByteTest& t, std::span<const uint8_t> buf, int64_t cursor) noexcept {
+  uint64_t v = 0;
+  int64_t at = 0;
+  if (!ReadNumber(t.read, buf, cursor, &v, &at)) return false;
+  bool m = false;
+  switch (t.op) {
+    case ByteOp::kLt:
+      m = v < t.value;
+      break;
+    case ByteOp::kGt:
+      m = v > t.value;
+      break;
+    case ByteOp::kEq:
+      m = v == t.value;
+      break;
+    case ByteOp::kLe:
+      m = v <= t.value;
+      break;
+    case ByteOp::kGe:
+      m = v >= t.value;
+      break;
+    case ByteOp::kAnd:
+      m = (v & t.value) != 0;
+      break;
+    case ByteOp::kXor:
+      m = (v ^ t.value) != 0;
+      break;
+  }
+  return m != t.negated;
+}
+
+// The cursor after byte_jump `j`, or -1 when the number cannot be read or the jump leaves the
+// buffer (its end is a valid place to land).
+int64_t ByteJumpTarget(const ByteJump& j, std::span<const uint8_t> buf, int64_t cursor) noexcept {
+  uint64_t v = 0;
+  int64_t at = 0;
+  if (!ReadNumber(j.read, buf, cursor, &v, &at)) return -1;
+  if (v > (uint64_t{1} << 32)) return -1;  // far beyond any buffer
+  v *= j.multiplier;
+  if (j.align && v % 4 != 0) v += 4 - v % 4;
+  const auto size = static_cast<int64_t>(buf.size());
+  int64_t target;
+  if (j.from_beginning) {
+    target = static_cast<int64_t>(v);
+  } else if (j.from_end) {
+    target = size + static_cast<int64_t>(v);
+  } else {
+    target = at + j.read.nbytes + static_cast<int64_t>(v);
+  }
+  target += j.post_offset;
+  return target < 0 || target > size ? -1 : target;
 }
 
 bool MatchFrom(std::span<const Match* const> ms, size_t i, std::span<const uint8_t> buf,
@@ -90,6 +214,19 @@ bool MatchFrom(std::span<const Match* const> ms, size_t i, std::span<const uint8
     }
   }
 
+  if (const auto* d = std::get_if<IsDataAt>(ms[i])) {
+    const bool there = d->relative ? std::max<int64_t>(prev_end, 0) + d->size <= size
+                                   : static_cast<int64_t>(d->size) < size;
+    return there != d->negated && MatchFrom(ms, i + 1, buf, prev_end, pcre, budget);
+  }
+  if (const auto* t = std::get_if<ByteTest>(ms[i])) {
+    return ByteTestMatches(*t, buf, std::max<int64_t>(prev_end, 0)) &&
+           MatchFrom(ms, i + 1, buf, prev_end, pcre, budget);
+  }
+  if (const auto* j = std::get_if<ByteJump>(ms[i])) {
+    const int64_t to = ByteJumpTarget(*j, buf, std::max<int64_t>(prev_end, 0));
+    return to >= 0 && MatchFrom(ms, i + 1, buf, to, pcre, budget);
+  }
   const Pcre& p = std::get<Pcre>(*ms[i]);
   if (pcre == nullptr) return false;
   const int64_t start = p.relative ? std::min(std::max<int64_t>(prev_end, 0), size) : 0;
@@ -127,8 +264,9 @@ struct Group {
 };
 
 struct RuleInfo {
-  uint64_t needs = 0;  // buffers the rule looks at
-  bool pass = false;   // a `pass` rule: checked before the others, and ends the packet's inspection
+  uint64_t needs = 0;                     // buffers the rule looks at
+  std::array<uint8_t, 16> dcerpc_uuid{};  // dcerpc.iface's UUID in the GUID's wire layout
+  bool pass = false;  // a `pass` rule: checked before the others, and ends the packet's inspection
   std::vector<Group> groups;
   struct BitTest {
     std::vector<uint16_t> bits;
@@ -777,12 +915,6 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   std::vector<Rule> kept;
   kept.reserve(rules.size());
   for (Rule& r : rules) {
-    // No DCE/RPC transaction reaches Inspect yet: a rule conditioned on the interface or opnum
-    // would otherwise alert on every packet its other conditions allow.
-    if (r.dcerpc_iface || !r.dcerpc_opnums.empty()) {
-      st.dropped.emplace_back(r.sid, "dcerpc.iface/dcerpc.opnum: not evaluated yet");
-      continue;
-    }
     bool ok = true;
     for (const Flowbits& f : r.flowbits) {
       for (const std::string& n : f.names) {
@@ -819,8 +951,7 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
     info.pass = r.action == Action::kPass;
     im.has_pass |= info.pass;
     for (const Match& m : r.matches) {
-      const Buffer b = std::holds_alternative<Content>(m) ? std::get<Content>(m).buffer
-                                                          : std::get<Pcre>(m).buffer;
+      const Buffer b = std::visit([](const auto& x) { return x.buffer; }, m);
       info.needs |= uint64_t{1} << static_cast<size_t>(b);
       auto g = std::find_if(info.groups.begin(), info.groups.end(),
                             [b](const Group& x) { return x.buffer == b; });
@@ -835,6 +966,16 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
       } else {
         info.actions.push_back({f.command, bits});
       }
+    }
+    // dcerpc.iface / dcerpc.opnum are conditions on a DCE/RPC request, which comes with the
+    // dcerpc.stub_data buffer: the rule is a message rule.
+    if (r.dcerpc_iface || !r.dcerpc_opnums.empty()) {
+      info.needs |= uint64_t{1} << static_cast<size_t>(Buffer::kDcerpcStubData);
+    }
+    if (r.dcerpc_iface) info.dcerpc_uuid = UuidWire(r.dcerpc_iface->uuid);
+    if (r.urilen) {
+      info.needs |=
+          uint64_t{1} << static_cast<size_t>(r.urilen_raw ? Buffer::kHttpRawUri : Buffer::kHttpUri);
     }
     fast[i] = ChooseFastPattern(r);
     if (!fast[i]) {
@@ -1098,6 +1239,40 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
   return n;
 }
 
+namespace {
+
+bool DcerpcMatches(const Rule& rule, const RuleInfo& info, const DcerpcInfo* d) noexcept {
+  if (!rule.dcerpc_iface && rule.dcerpc_opnums.empty()) return true;
+  if (d == nullptr) return false;
+  if (const auto& i = rule.dcerpc_iface) {
+    if (!d->has_iface || d->uuid != info.dcerpc_uuid) return false;
+    switch (i->op) {
+      case DcerpcIface::VersionOp::kNone:
+        break;
+      case DcerpcIface::VersionOp::kLt:
+        if (!(d->version < i->version)) return false;
+        break;
+      case DcerpcIface::VersionOp::kGt:
+        if (!(d->version > i->version)) return false;
+        break;
+      case DcerpcIface::VersionOp::kEq:
+        if (d->version != i->version) return false;
+        break;
+      case DcerpcIface::VersionOp::kNe:
+        if (d->version == i->version) return false;
+        break;
+    }
+  }
+  if (!rule.dcerpc_opnums.empty()) {
+    bool in = false;
+    for (const auto& [lo, hi] : rule.dcerpc_opnums) in |= d->opnum >= lo && d->opnum <= hi;
+    if (!in) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool Detector::Verify(uint32_t r, const PacketMeta& p, const Buffers& b, const FlowBits* bits,
                       Scratch::Impl& s) const noexcept {
   const Impl& im = *impl_;
@@ -1106,7 +1281,12 @@ bool Detector::Verify(uint32_t r, const PacketMeta& p, const Buffers& b, const F
   if ((info.needs & ~b.mask()) != 0) return false;
   if (!FlowMatches(rule.flow, p)) return false;
   if (rule.dsize && !rule.dsize->Matches(p.payload_size)) return false;
+  if (rule.urilen && !rule.urilen->Matches(static_cast<uint32_t>(
+                         b.Get(rule.urilen_raw ? Buffer::kHttpRawUri : Buffer::kHttpUri).size()))) {
+    return false;
+  }
   if (!HeaderMatches(rule, p)) return false;
+  if (!DcerpcMatches(rule, info, b.dcerpc())) return false;
   if (!BitsTest(info, bits)) return false;
   HsPcre pcre(im, s.hs);
   for (const Group& g : info.groups) {

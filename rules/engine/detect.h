@@ -29,15 +29,30 @@ namespace vigil::rules {
 inline constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kKrb5Sname) + 1;
 static_assert(kBufferCount <= 64, "Buffers keeps a 64-bit presence mask");
 
+// A DCE/RPC request as dcerpc.iface / dcerpc.opnum see it: the interface its context was bound
+// to (when the bind was seen) and its operation number.
+struct DcerpcInfo {
+  bool has_iface = false;
+  std::array<uint8_t, 16> uuid{};  // the GUID's wire layout (first three fields little-endian)
+  uint16_t version = 0;            // the interface's major version
+  uint16_t opnum = 0;
+};
+
 // The bytes one inspection sees, per buffer. A buffer that is not set is absent: a rule that
-// needs it does not match. The spans must stay valid during Inspect().
+// needs it does not match. The spans must stay valid during Inspect(). A DCE/RPC request also
+// gives kDcerpcStubData (possibly empty) and its DcerpcInfo.
 class Buffers {
  public:
   void Set(Buffer b, std::span<const uint8_t> data) noexcept {
     spans_[static_cast<size_t>(b)] = data;
     present_ |= uint64_t{1} << static_cast<size_t>(b);
   }
-  void Clear() noexcept { present_ = 0; }
+  void Clear() noexcept {
+    present_ = 0;
+    dcerpc_ = nullptr;
+  }
+  void SetDcerpc(const DcerpcInfo* d) noexcept { dcerpc_ = d; }
+  const DcerpcInfo* dcerpc() const noexcept { return dcerpc_; }
   bool Has(Buffer b) const noexcept { return (present_ >> static_cast<size_t>(b)) & 1; }
   std::span<const uint8_t> Get(Buffer b) const noexcept { return spans_[static_cast<size_t>(b)]; }
   uint64_t mask() const noexcept { return present_; }
@@ -45,6 +60,7 @@ class Buffers {
  private:
   std::array<std::span<const uint8_t>, kBufferCount> spans_{};
   uint64_t present_ = 0;
+  const DcerpcInfo* dcerpc_ = nullptr;
 };
 
 // The packet or transaction being inspected, oriented as it travels (src is the sender).

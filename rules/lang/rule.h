@@ -138,8 +138,54 @@ struct Pcre {
   Buffer buffer = Buffer::kPacket;
 };
 
-// A content or a pcre, in rule order (relative modifiers refer to the previous one in a buffer).
-using Match = std::variant<Content, Pcre>;
+// isdataat:[!]N[,relative]: absolute, the buffer has a byte at offset N (N < length); relative,
+// at least N bytes follow the end of the previous match (cursor + N <= length). `!` inverts.
+struct IsDataAt {
+  uint32_t size = 0;
+  bool relative = false;
+  bool negated = false;
+  Buffer buffer = Buffer::kPacket;
+};
+
+// How byte_test and byte_jump read a number: `nbytes` bytes at `offset` from the buffer's start
+// (relative: from the end of the previous match), as a big- or little-endian integer or as text
+// in a base; then masked with `bitmask` (when not 0) and shifted right by its trailing zeros.
+enum class NumberBase : uint8_t { kBinary, kDecimal, kHex, kOctal };
+struct ByteRead {
+  uint8_t nbytes = 1;  // 1..8 binary, 1..20 as text
+  int32_t offset = 0;
+  bool relative = false;
+  bool little_endian = false;  // `little`, or `dce` (DCE/RPC's usual little-endian data rep)
+  NumberBase base = NumberBase::kBinary;
+  uint64_t bitmask = 0;
+};
+
+// byte_test: the number read compared with `value` (& and ^: a nonzero result matches).
+enum class ByteOp : uint8_t { kLt, kGt, kEq, kLe, kGe, kAnd, kXor };
+struct ByteTest {
+  ByteRead read;
+  ByteOp op = ByteOp::kEq;
+  bool negated = false;
+  uint64_t value = 0;
+  Buffer buffer = Buffer::kPacket;
+};
+
+// byte_jump: moves the cursor (where the next relative match starts) by the number read, times
+// `multiplier`, rounded up to 4 with `align`, from the end of the bytes read (or from the buffer's
+// start / end), plus `post_offset`. A jump outside the buffer fails.
+struct ByteJump {
+  ByteRead read;
+  uint32_t multiplier = 1;
+  bool align = false;
+  bool from_beginning = false;
+  bool from_end = false;
+  int32_t post_offset = 0;
+  Buffer buffer = Buffer::kPacket;
+};
+
+// A content, a pcre or a byte check, in rule order (relative modifiers refer to the previous one
+// in a buffer).
+using Match = std::variant<Content, Pcre, IsDataAt, ByteTest, ByteJump>;
 
 enum class FlowDirection : uint8_t { kAny, kToServer, kToClient };
 enum class FlowState : uint8_t { kAny, kEstablished, kNotEstablished, kStateless };
@@ -224,6 +270,9 @@ struct Rule {
   std::vector<Flowbits> flowbits;
   bool noalert = false;
   std::optional<Dsize> dsize;
+  // urilen: the length of http.uri (or http.uri.raw with `,raw`), compared as dsize is.
+  std::optional<Dsize> urilen;
+  bool urilen_raw = false;
   std::optional<Threshold> threshold;
   std::optional<DetectionFilter> detection_filter;
   std::optional<DcerpcIface> dcerpc_iface;

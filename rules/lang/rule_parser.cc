@@ -179,13 +179,9 @@ constexpr std::array kProtocols = {
 
 // Keywords of the Suricata/Snort language that vigil knows but does not implement: a rule that
 // uses one is rejected as "keyword X" rather than "unknown keyword X".
-constexpr std::array<std::string_view, 75> kUnsupportedKeywords = {
-    "byte_test",
-    "byte_jump",
+constexpr std::array<std::string_view, 71> kUnsupportedKeywords = {
     "byte_extract",
     "byte_math",
-    "isdataat",
-    "urilen",
     "flags",
     "flowint",
     "xbits",
@@ -509,6 +505,10 @@ class Parser {
       return true;
     }
     if (n == "dsize") return needs_value() && ParseDsize(o.value);
+    if (n == "urilen") return needs_value() && ParseUrilen(o.value);
+    if (n == "isdataat") return needs_value() && ParseIsDataAt(o.value);
+    if (n == "byte_test") return needs_value() && ParseByteTest(o.value);
+    if (n == "byte_jump") return needs_value() && ParseByteJump(o.value);
     if (n == "threshold" || n == "detection_filter") {
       return needs_value() && ParseThreshold(n, o.value);
     }
@@ -897,6 +897,240 @@ class Parser {
   bool ParseDsize(std::string_view v) {
     constexpr std::string_view n = "dsize";
     if (rule_.dsize) return Fail(n, "specified twice");
+    return ParseSize(n, v, &rule_.dsize);
+  }
+
+  // urilen:N|<N|>N|N<>M[,raw|norm]
+  bool ParseUrilen(std::string_view v) {
+    constexpr std::string_view n = "urilen";
+    if (rule_.urilen) return Fail(n, "specified twice");
+    std::vector<std::string_view> parts = Split(v, ',');
+    if (parts.size() > 2) return Fail(n, "expected N, <N, >N or N<>M, then optionally raw or norm");
+    if (parts.size() == 2) {
+      if (parts[1] != "raw" && parts[1] != "norm") return Fail(n, "expected raw or norm");
+      rule_.urilen_raw = parts[1] == "raw";
+    }
+    return ParseSize(n, parts[0], &rule_.urilen);
+  }
+
+  // The buffer a byte check applies to: with `relative`, that of the match before it (so that it
+  // follows a content moved by a legacy modifier); else the sticky buffer.
+  Buffer CheckBuffer(bool relative) const {
+    if (relative && !rule_.matches.empty()) {
+      return std::visit([](const auto& x) { return x.buffer; }, rule_.matches.back());
+    }
+    return sticky_;
+  }
+  void AddCheck(Match m) {
+    rule_.matches.push_back(std::move(m));
+    explicit_buffer_.push_back(true);
+    from_sticky_.push_back(sticky_set_);
+  }
+
+  // isdataat:[!]N[,relative][,rawbytes]
+  bool ParseIsDataAt(std::string_view v) {
+    constexpr std::string_view n = "isdataat";
+    IsDataAt d;
+    const std::vector<std::string_view> parts = Split(v, ',');
+    std::string_view num = parts[0];
+    if (!num.empty() && num.front() == '!') {
+      d.negated = true;
+      num = Trim(num.substr(1));
+    }
+    if (IsVariableName(num)) {
+      return Fail(n, "byte_extract variables are not supported", RejectKind::kUnsupported);
+    }
+    uint64_t x = 0;
+    if (!ParseUint(num, 65535, &x)) return Fail(n, "expected [!]N with N 0..65535");
+    d.size = static_cast<uint32_t>(x);
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (parts[i] == "relative") {
+        d.relative = true;
+      } else if (parts[i] != "rawbytes") {
+        return Fail(n, "unknown option '" + std::string(parts[i]) + "'");
+      }
+    }
+    d.buffer = CheckBuffer(d.relative);
+    AddCheck(d);
+    return true;
+  }
+
+  static bool IsVariableName(std::string_view v) {
+    return !v.empty() && (std::isalpha(static_cast<unsigned char>(v.front())) != 0 || v[0] == '_');
+  }
+
+  // The options byte_test and byte_jump share; false (after Fail) on a bad one, *known = false
+  // when `opt` is not one of them.
+  bool ParseReadOption(std::string_view n, std::string_view opt, ByteRead* r, bool* known,
+                       bool* string_seen) {
+    *known = true;
+    if (opt == "relative") {
+      r->relative = true;
+    } else if (opt == "big") {
+      r->little_endian = false;
+    } else if (opt == "little" || opt == "dce") {
+      r->little_endian = true;
+    } else if (opt == "string") {
+      *string_seen = true;
+      if (r->base == NumberBase::kBinary) r->base = NumberBase::kDecimal;
+    } else if (opt == "hex" || opt == "dec" || opt == "oct") {
+      r->base = opt == "hex" ? NumberBase::kHex
+                             : (opt == "dec" ? NumberBase::kDecimal : NumberBase::kOctal);
+    } else if (opt.starts_with("bitmask")) {
+      std::string_view m = Trim(opt.substr(7));
+      uint64_t x = 0;
+      const bool hex = m.starts_with("0x") || m.starts_with("0X");
+      if (hex) m.remove_prefix(2);
+      bool ok = !m.empty();
+      for (const char c : m) {
+        const int d = hex ? HexDigit(c) : (c >= '0' && c <= '9' ? c - '0' : -1);
+        ok = ok && d >= 0 && x <= (UINT64_MAX >> 4);
+        x = x * (hex ? 16 : 10) + static_cast<uint64_t>(d < 0 ? 0 : d);
+      }
+      if (!ok || x == 0 || x > 0xffffffffull) return Fail(n, "bad bitmask");
+      r->bitmask = x;
+    } else {
+      *known = false;
+    }
+    return true;
+  }
+
+  bool CheckRead(std::string_view n, const ByteRead& r, bool string_seen) {
+    if (!string_seen && r.base != NumberBase::kBinary) {
+      return Fail(n, "hex, dec or oct needs 'string'");
+    }
+    if (r.base == NumberBase::kBinary && (r.nbytes < 1 || r.nbytes > 8)) {
+      return Fail(n, "a binary number is 1 to 8 bytes");
+    }
+    if (r.base != NumberBase::kBinary && (r.nbytes < 1 || r.nbytes > 20)) {
+      return Fail(n, "a string number is 1 to 20 bytes");
+    }
+    return true;
+  }
+
+  // Number of bytes and offset, the first and `offset_at`-th items of byte_test / byte_jump.
+  bool ParseCountAndOffset(std::string_view n, std::string_view count, std::string_view offset,
+                           ByteRead* r) {
+    if (IsVariableName(count) || IsVariableName(offset)) {
+      return Fail(n, "byte_extract variables are not supported", RejectKind::kUnsupported);
+    }
+    uint64_t c = 0;
+    int64_t off = 0;
+    if (count == "0") {
+      return Fail(n, "a byte count of 0 (a string up to the first non-digit) is not supported",
+                  RejectKind::kUnsupported);
+    }
+    if (!ParseUint(count, 20, &c) || c == 0) return Fail(n, "expected a byte count 1..20");
+    if (!ParseInt(offset, 65535, &off)) return Fail(n, "expected an offset -65535..65535");
+    r->nbytes = static_cast<uint8_t>(c);
+    r->offset = static_cast<int32_t>(off);
+    return true;
+  }
+
+  // byte_test:N,[!]op,value,offset[,relative][,big|little][,string,hex|dec|oct][,dce]
+  //   [,bitmask M]
+  bool ParseByteTest(std::string_view v) {
+    constexpr std::string_view n = "byte_test";
+    const std::vector<std::string_view> parts = Split(v, ',');
+    if (parts.size() < 4) return Fail(n, "expected 'bytes, operator, value, offset[, ...]'");
+    ByteTest t;
+    if (!ParseCountAndOffset(n, parts[0], parts[3], &t.read)) return false;
+    std::string_view op = parts[1];
+    if (!op.empty() && op.front() == '!') {
+      t.negated = true;
+      op = Trim(op.substr(1));
+    }
+    if (op == "<") {
+      t.op = ByteOp::kLt;
+    } else if (op == ">") {
+      t.op = ByteOp::kGt;
+    } else if (op == "=" || (t.negated && op.empty())) {
+      t.op = ByteOp::kEq;  // "!" alone is "not equal"
+    } else if (op == "<=") {
+      t.op = ByteOp::kLe;
+    } else if (op == ">=") {
+      t.op = ByteOp::kGe;
+    } else if (op == "&") {
+      t.op = ByteOp::kAnd;
+    } else if (op == "^") {
+      t.op = ByteOp::kXor;
+    } else {
+      return Fail(n, "unknown operator '" + std::string(parts[1]) + "'");
+    }
+    std::string_view value = parts[2];
+    if (IsVariableName(value)) {
+      return Fail(n, "byte_extract variables are not supported", RejectKind::kUnsupported);
+    }
+    const bool hex = value.starts_with("0x") || value.starts_with("0X");
+    if (hex) {
+      uint64_t x = 0;
+      value.remove_prefix(2);
+      bool ok = !value.empty() && value.size() <= 16;
+      for (const char c : value) {
+        ok = ok && HexDigit(c) >= 0;
+        x = x << 4 | static_cast<uint64_t>(HexDigit(c) < 0 ? 0 : HexDigit(c));
+      }
+      if (!ok) return Fail(n, "bad value");
+      t.value = x;
+    } else if (!ParseUint(value, UINT64_MAX, &t.value)) {
+      return Fail(n, "bad value");
+    }
+    bool string_seen = false;
+    for (size_t i = 4; i < parts.size(); ++i) {
+      bool known = false;
+      if (!ParseReadOption(n, parts[i], &t.read, &known, &string_seen)) return false;
+      if (!known) return Fail(n, "unknown option '" + std::string(parts[i]) + "'");
+    }
+    if (!CheckRead(n, t.read, string_seen)) return false;
+    t.buffer = CheckBuffer(t.read.relative);
+    AddCheck(t);
+    return true;
+  }
+
+  // byte_jump:N,offset[,relative][,multiplier M][,big|little][,string,hex|dec|oct][,align]
+  //   [,from_beginning|from_end][,post_offset P][,dce][,bitmask M]
+  bool ParseByteJump(std::string_view v) {
+    constexpr std::string_view n = "byte_jump";
+    const std::vector<std::string_view> parts = Split(v, ',');
+    if (parts.size() < 2) return Fail(n, "expected 'bytes, offset[, ...]'");
+    ByteJump j;
+    if (!ParseCountAndOffset(n, parts[0], parts[1], &j.read)) return false;
+    bool string_seen = false;
+    for (size_t i = 2; i < parts.size(); ++i) {
+      const std::string_view opt = parts[i];
+      bool known = false;
+      if (!ParseReadOption(n, opt, &j.read, &known, &string_seen)) return false;
+      if (known) continue;
+      if (opt == "align") {
+        j.align = true;
+      } else if (opt == "from_beginning") {
+        j.from_beginning = true;
+      } else if (opt == "from_end") {
+        j.from_end = true;
+      } else if (opt.starts_with("multiplier")) {
+        uint64_t x = 0;
+        if (!ParseUint(Trim(opt.substr(10)), 65535, &x) || x == 0) {
+          return Fail(n, "expected multiplier 1..65535");
+        }
+        j.multiplier = static_cast<uint32_t>(x);
+      } else if (opt.starts_with("post_offset")) {
+        int64_t x = 0;
+        if (!ParseInt(opt.substr(11), 65535, &x)) {
+          return Fail(n, "expected post_offset -65535..65535");
+        }
+        j.post_offset = static_cast<int32_t>(x);
+      } else {
+        return Fail(n, "unknown option '" + std::string(opt) + "'");
+      }
+    }
+    if (j.from_beginning && j.from_end) return Fail(n, "from_beginning with from_end");
+    if (!CheckRead(n, j.read, string_seen)) return false;
+    j.buffer = CheckBuffer(j.read.relative);
+    AddCheck(j);
+    return true;
+  }
+
+  bool ParseSize(std::string_view n, std::string_view v, std::optional<Dsize>* out) {
     Dsize d;
     uint64_t a = 0;
     uint64_t b = 0;
@@ -915,7 +1149,7 @@ class Parser {
     }
     d.lo = static_cast<uint32_t>(a);
     d.hi = static_cast<uint32_t>(b);
-    rule_.dsize = d;
+    *out = d;
     return true;
   }
 
@@ -1067,7 +1301,9 @@ class Parser {
         }
         continue;
       }
-      const Content& c = std::get<Content>(m);
+      const Content* cp = std::get_if<Content>(&m);
+      if (cp == nullptr) continue;  // isdataat, byte_test, byte_jump: checked when parsed
+      const Content& c = *cp;
       const size_t len = c.bytes.size();
       if (c.depth && *c.depth < len) {
         return Fail("depth", "depth " + std::to_string(*c.depth) + " is smaller than the " +

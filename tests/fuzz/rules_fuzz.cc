@@ -56,8 +56,13 @@ void CheckRule(const Rule& r) {
       Check(!(c->relative() && (c->offset || c->depth)));
       Check(!c->depth || *c->depth >= c->bytes.size());
       Check(!c->within || *c->within >= c->bytes.size());
-    } else {
-      Check(!std::get<vigil::rules::Pcre>(m).expression.empty());
+    } else if (const auto* p = std::get_if<vigil::rules::Pcre>(&m)) {
+      Check(!p->expression.empty());
+    } else if (const auto* t = std::get_if<vigil::rules::ByteTest>(&m)) {
+      Check(t->read.nbytes >= 1 && t->read.nbytes <= 20);
+    } else if (const auto* j = std::get_if<vigil::rules::ByteJump>(&m)) {
+      Check(j->read.nbytes >= 1 && j->read.nbytes <= 20 && j->multiplier >= 1);
+      Check(!(j->from_beginning && j->from_end));
     }
   }
 }

@@ -41,7 +41,7 @@ alert udp any any -> any 6666 (msg:"VIGIL udp request"; content:"UDPMAGIC"; sid:
 alert udp any any -> any any (msg:"VIGIL udp established"; flow:established; content:"UDPMAGIC"; sid:1000004; rev:1;)
 alert udp any any -> any any (msg:"VIGIL wrong protocol"; content:"VIGILTEST"; sid:1000005; rev:1;)
 alert tcp any any -> any 80 (msg:"VIGIL wrong port"; content:"VIGILTEST"; sid:1000006; rev:1;)
-alert tcp any any -> any any (msg:"VIGIL bad rule"; content:"x"; byte_test:1,>,1,0; sid:1000007;)
+alert tcp any any -> any any (msg:"VIGIL bad rule"; content:"x"; byte_math:bytes 1,offset 0,oper +,rvalue 1,result y; sid:1000007;)
 EOF
 cat >"$tmp/vigil.yaml" <<EOF
 sensor: {name: vigil}

@@ -135,6 +135,88 @@ TEST(DetectVerify, NegatedAndNocase) {
                               4)));
 }
 
+// isdataat, byte_test and byte_jump as Suricata runs them, relative to the cursor (the end of the
+// previous match in the buffer) or to the buffer's start.
+TEST(DetectVerify, IsDataAt) {
+  // ETERNALBLUE's "nothing after the match": relative, negated.
+  One end(R("content:\"END\"; isdataat:!1,relative;"));
+  EXPECT_TRUE(end.Matches("xxEND"));
+  EXPECT_FALSE(end.Matches("xxEND!"));
+  One rel(R("content:\"AB\"; isdataat:3,relative;"));
+  EXPECT_TRUE(rel.Matches("AB123"));  // cursor 2 + 3 <= 5
+  EXPECT_FALSE(rel.Matches("AB12"));
+  EXPECT_TRUE(end.Matches("END!END"));  // the second occurrence is the last bytes
+  One abs(R("content:\"A\"; isdataat:4;"));
+  EXPECT_TRUE(abs.Matches("A1234"));  // a byte at offset 4
+  EXPECT_FALSE(abs.Matches("A123"));
+}
+
+TEST(DetectVerify, ByteTest) {
+  One be(R("content:\"LEN\"; byte_test:2,>,0x100,0,relative;"));
+  EXPECT_TRUE(be.Matches(std::string("LEN\x01\x01", 5)));
+  EXPECT_FALSE(be.Matches(std::string("LEN\x01\x00", 5)));
+  EXPECT_FALSE(be.Matches("LEN\x01"));  // the bytes run past the end
+  One le(R("content:\"LEN\"; byte_test:2,=,0x0102,0,relative,little;"));
+  EXPECT_TRUE(le.Matches(std::string("LEN\x02\x01", 5)));
+  One neg(R("content:\"A\"; byte_test:1,!=,7,1;"));
+  EXPECT_TRUE(neg.Matches("A\x08"));
+  EXPECT_FALSE(neg.Matches("A\x07"));
+  One text(R("content:\"n=\"; byte_test:3,>=,255,0,relative,string,hex;"));
+  EXPECT_TRUE(text.Matches("n=fF0"));
+  EXPECT_FALSE(text.Matches("n=0fe"));
+  EXPECT_FALSE(text.Matches("n=zz1"));  // no digit
+  One mask(R("content:\"M\"; byte_test:1,=,3,0,relative,bitmask 0x30;"));
+  EXPECT_TRUE(mask.Matches("M\x3f"));  // (0x3f & 0x30) >> 4 == 3
+  EXPECT_FALSE(mask.Matches("M\x2f"));
+  One bits(R("content:\"F\"; byte_test:1,&,0x80,0,relative;"));
+  EXPECT_TRUE(bits.Matches("F\x81"));
+  EXPECT_FALSE(bits.Matches("F\x7f"));
+}
+
+TEST(DetectVerify, ByteJump) {
+  // A length-prefixed field skipped, then a content right after it.
+  One skip(R("content:\"H\"; byte_jump:1,0,relative; content:\"NEXT\"; within:4;"));
+  EXPECT_TRUE(skip.Matches("H\x03xyzNEXT"));
+  EXPECT_FALSE(skip.Matches("H\x02xyzNEXT"));
+  EXPECT_FALSE(skip.Matches("H\x09xyzNEXT"));  // jumps past the end
+  One mult(
+      R("content:\"H\"; byte_jump:1,0,relative,multiplier 2,post_offset -1; "
+        "content:\"Z\"; within:1;"));
+  EXPECT_TRUE(
+      mult.Matches("H\x02"
+                   "abcZ"));  // 2 + 2*2 - 1 = 5
+  One align(R("content:\"H\"; byte_jump:1,0,relative,align; content:\"Z\"; within:1;"));
+  EXPECT_TRUE(
+      align.Matches("H\x03"
+                    "abc_Z"));  // 3 rounded up to 4: from offset 2 to 6
+  EXPECT_FALSE(
+      align.Matches("H\x03"
+                    "abcZ"));
+  One begin(R("byte_jump:1,0,from_beginning; content:\"Z\"; within:1;"));
+  EXPECT_TRUE(
+      begin.Matches("\x03"
+                    "abZ"));
+  One end(R("byte_jump:1,0,from_end,post_offset -2; content:\"YZ\"; within:2;"));
+  EXPECT_TRUE(
+      end.Matches(std::string("\x00"
+                              "abcYZ",
+                              6)));
+  // After a jump, a later relative content that fails makes the earlier content retry.
+  One retry(R("content:\"H\"; byte_jump:1,0,relative; content:\"OK\"; within:2;"));
+  EXPECT_TRUE(retry.Matches("H\x01xNO..H\x01xOK"));
+}
+
+TEST(DetectVerify, Urilen) {
+  One range(R("urilen:3<>6;"));
+  EXPECT_TRUE(range.Matches("/abc", Buffer::kHttpUri));
+  EXPECT_FALSE(range.Matches("/a", Buffer::kHttpUri));
+  EXPECT_FALSE(range.Matches("/abcdef", Buffer::kHttpUri));
+  EXPECT_FALSE(range.Matches("/abc"));  // a packet has no http.uri
+  One raw(R("urilen:>2,raw;"));
+  EXPECT_TRUE(raw.Matches("/abc", Buffer::kHttpRawUri));
+  EXPECT_FALSE(raw.Matches("/abc", Buffer::kHttpUri));
+}
+
 TEST(DetectVerify, Pcre) {
   One p(R("content:\"id=\"; pcre:\"/id=[0-9]{3}\\b/\";"));
   EXPECT_TRUE(p.Matches("?id=123&"));
@@ -222,27 +304,64 @@ TEST(DetectState, FlowbitsSetIsSetNoalert) {
   EXPECT_EQ(det->stats().flowbits, 1u);
 }
 
-TEST(DetectState, DcerpcConditionsAreNotEvaluatedYetSoTheRuleIsLeftOut) {
+// dcerpc.iface / dcerpc.opnum are conditions on a DCE/RPC request (a message with
+// dcerpc.stub_data and its DcerpcInfo): never on a packet, the UUID compared in the GUID's wire
+// layout, the version operators and opnum ranges as Suricata reads them.
+TEST(DetectState, DcerpcInterfaceAndOpnum) {
   std::vector<Rule> rules{
       Parse("alert tcp any any -> any any (msg:\"t\"; flow:to_server; "
-            "dcerpc.iface:367abb81-9844-35f1-ad32-98f038001003; dcerpc.opnum:15; sid:1;)"),
-      Parse("alert tcp any any -> any any (msg:\"t\"; dce_opnum:15; content:\"x\"; sid:2;)"),
+            "dcerpc.iface:367abb81-9844-35f1-ad32-98f038001003; dcerpc.opnum:12-15,20; sid:1;)"),
+      Parse("alert smb any any -> any any (msg:\"t\"; dce_iface:367abb81-9844-35f1-ad32-"
+            "98f038001003,>1; sid:2;)"),
+      Parse("alert tcp any any -> any any (msg:\"t\"; dce_opnum:15; dce_stub_data; "
+            "content:\"STUB\"; sid:3;)"),
       Parse(R("content:\"x\";"))};
   std::string err;
   DetectorStats st;
   auto det = Detector::Build(std::move(rules), &err, &st);
   ASSERT_NE(det, nullptr) << err;
-  ASSERT_EQ(st.dropped.size(), 2u);
-  EXPECT_EQ(st.dropped[0].first, 1u);
-  EXPECT_NE(st.dropped[0].second.find("dcerpc"), std::string::npos);
+  EXPECT_TRUE(st.dropped.empty());
   auto scratch = det->NewScratch(&err);
-  Buffers b;
-  const std::string x = "x";
-  b.Set(Buffer::kPacket, Bytes(x));
-  uint32_t out[4];
-  ASSERT_EQ(det->Inspect(One::Meta(), b, nullptr, *scratch, out), 1u);
-  EXPECT_EQ(det->rule(out[0]).sid, 1u);  // the content-only rule (R() numbers it 1 too)
-  EXPECT_EQ(det->size(), 1u);
+  PacketMeta p = One::Meta();
+  p.app = Protocol::kSmb;
+  uint32_t out[8];
+  auto sids = [&](const Buffers& b) {
+    std::vector<uint32_t> v;
+    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
+    for (size_t i = 0; i < n; ++i) v.push_back(det->rule(out[i]).sid);
+    return v;
+  };
+  // A packet never satisfies them (R() numbers the content rule 1 too).
+  Buffers packet;
+  const std::string x = "x STUB";
+  packet.Set(Buffer::kPacket, Bytes(x));
+  EXPECT_EQ(sids(packet), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(det->rule(out[0]).dcerpc_iface, std::nullopt);
+  // svcctl (367abb81-9844-35f1-ad32-98f038001003) v2, opnum 15, as the parser gives it.
+  DcerpcInfo info;
+  info.has_iface = true;
+  info.uuid = {0x81, 0xbb, 0x7a, 0x36, 0x44, 0x98, 0xf1, 0x35,
+               0xad, 0x32, 0x98, 0xf0, 0x38, 0x00, 0x10, 0x03};
+  info.version = 2;
+  info.opnum = 15;
+  const std::string stub = "..STUB..";
+  Buffers call;
+  call.Set(Buffer::kDcerpcStubData, Bytes(stub));
+  call.SetDcerpc(&info);
+  EXPECT_EQ(sids(call), (std::vector<uint32_t>{1, 2, 3}));
+  info.version = 1;  // >1 fails
+  info.opnum = 20;   // in the list; sid 3 wants 15
+  EXPECT_EQ(sids(call), (std::vector<uint32_t>{1}));
+  info.opnum = 16;
+  EXPECT_TRUE(sids(call).empty());
+  info.opnum = 15;
+  info.uuid[0] ^= 1;  // another interface
+  EXPECT_EQ(sids(call), (std::vector<uint32_t>{3}));
+  info.has_iface = false;  // the bind was not seen
+  EXPECT_EQ(sids(call), (std::vector<uint32_t>{3}));
+  Buffers no_info;  // the stub buffer alone: the rules need the request
+  no_info.Set(Buffer::kDcerpcStubData, Bytes(stub));
+  EXPECT_TRUE(sids(no_info).empty());
 }
 
 TEST(DetectState, ThresholdAndDetectionFilter) {
@@ -504,9 +623,6 @@ TEST(DetectEtOpen, BuildsTheWholeSet) {
   ASSERT_TRUE(Classification::Load(dir + "/classification.config", &cls, &cls_errors, &err));
   LoadResult loaded = LoadRules(files, DefaultVars(), &cls);
   const size_t n = loaded.rules.size();
-  const auto dcerpc = static_cast<size_t>(std::count_if(
-      loaded.rules.begin(), loaded.rules.end(),
-      [](const Rule& r) { return r.dcerpc_iface.has_value() || !r.dcerpc_opnums.empty(); }));
   char tmpl[] = "/tmp/vigil-hscache-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string cache = tmpl;
@@ -532,9 +648,8 @@ TEST(DetectEtOpen, BuildsTheWholeSet) {
       "%.0f ms\n",
       st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups, st.pcres,
       st.flowbits, st.dropped.size(), st.database_bytes / 1e6, st.build_ms);
-  std::printf("ET Open 2019: %zu rules with dcerpc.iface/opnum left out\n", dcerpc);
-  EXPECT_EQ(st.rules + dcerpc, n);            // no flowbit overflow in ET Open
-  EXPECT_LE(st.dropped.size(), dcerpc + 5u);  // pcres Hyperscan refuses only at full compile
+  EXPECT_EQ(st.rules, n);            // no flowbit overflow in ET Open
+  EXPECT_LE(st.dropped.size(), 5u);  // pcres Hyperscan refuses only at full compile
   EXPECT_GT(st.prefiltered, st.rules * 9 / 10);
   auto scratch = det->NewScratch(&err);
   ASSERT_NE(scratch, nullptr) << err;

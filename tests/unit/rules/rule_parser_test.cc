@@ -458,9 +458,76 @@ TEST_F(RuleParserTest, Dcerpc) {
   Bad("dcerpc.opnum:a;", "dcerpc.opnum");
 }
 
+// isdataat, byte_test, byte_jump and urilen: every option, the buffer they apply to, and errors.
+TEST_F(RuleParserTest, ByteChecksAndUrilen) {
+  auto r = Parse("content:\"a\"; http_uri; isdataat:!1,relative; isdataat:10,rawbytes; sid:1;");
+  ASSERT_TRUE(r) << rejection_.ToString();
+  ASSERT_EQ(r->matches.size(), 3u);
+  const auto& d1 = std::get<IsDataAt>(r->matches[1]);
+  EXPECT_TRUE(d1.negated && d1.relative);
+  EXPECT_EQ(d1.size, 1u);
+  EXPECT_EQ(d1.buffer, Buffer::kHttpUri);  // relative: the previous match's buffer
+  const auto& d2 = std::get<IsDataAt>(r->matches[2]);
+  EXPECT_FALSE(d2.relative || d2.negated);
+  EXPECT_EQ(d2.buffer, Buffer::kPacket);  // absolute: the sticky buffer (none: pkt_data)
+
+  r = Parse(
+      "file_data; byte_test:2,!&,0x0F00,-3,relative,little,bitmask 0x3f0; "
+      "byte_test:4,>=,100,0,string,hex; byte_test:1,!,5,2,dce; sid:2;");
+  ASSERT_TRUE(r) << rejection_.ToString();
+  const auto& t = std::get<ByteTest>(r->matches[0]);
+  EXPECT_EQ(t.read.nbytes, 2);
+  EXPECT_EQ(t.op, ByteOp::kAnd);
+  EXPECT_TRUE(t.negated);
+  EXPECT_EQ(t.value, 0x0F00u);
+  EXPECT_EQ(t.read.offset, -3);
+  EXPECT_TRUE(t.read.relative && t.read.little_endian);
+  EXPECT_EQ(t.read.bitmask, 0x3f0u);
+  EXPECT_EQ(t.buffer, Buffer::kFileData);
+  const auto& t2 = std::get<ByteTest>(r->matches[1]);
+  EXPECT_EQ(t2.op, ByteOp::kGe);
+  EXPECT_EQ(t2.read.base, NumberBase::kHex);
+  const auto& t3 = std::get<ByteTest>(r->matches[2]);
+  EXPECT_TRUE(t3.negated && t3.op == ByteOp::kEq && t3.read.little_endian);
+
+  r = Parse(
+      "content:\"x\"; byte_jump:4,1,relative,multiplier 2,align,post_offset -4,"
+      "string,dec,from_beginning; sid:3;");
+  ASSERT_TRUE(r) << rejection_.ToString();
+  const auto& j = std::get<ByteJump>(r->matches[1]);
+  EXPECT_EQ(j.read.nbytes, 4);
+  EXPECT_EQ(j.read.offset, 1);
+  EXPECT_EQ(j.multiplier, 2u);
+  EXPECT_TRUE(j.align && j.from_beginning && !j.from_end);
+  EXPECT_EQ(j.post_offset, -4);
+  EXPECT_EQ(j.read.base, NumberBase::kDecimal);
+
+  r = Parse("urilen:5<>10,raw; sid:4;");
+  ASSERT_TRUE(r) << rejection_.ToString();
+  ASSERT_TRUE(r->urilen);
+  EXPECT_EQ(r->urilen->op, DsizeOp::kRange);
+  EXPECT_TRUE(r->urilen_raw);
+
+  Bad("byte_test:4,>,1;", "byte_test", "expected");
+  Bad("byte_test:9,>,1,0;", "byte_test", "1 to 8");
+  Bad("byte_test:4,~,1,0;", "byte_test", "operator");
+  Bad("byte_test:4,>,1,0,hex;", "byte_test", "string");
+  Bad("byte_test:4,>,1,0,sideways;", "byte_test", "unknown option");
+  Bad("byte_jump:4;", "byte_jump", "expected");
+  Bad("byte_jump:4,0,from_end,from_beginning;", "byte_jump", "from_beginning");
+  Bad("byte_jump:4,0,multiplier 0;", "byte_jump", "multiplier");
+  Bad("isdataat:x1;", "isdataat", "byte_extract");
+  Bad("isdataat:1,sometimes;", "isdataat", "unknown option");
+  Bad("urilen:5,cooked;", "urilen", "raw or norm");
+  Bad("urilen:5; urilen:6;", "urilen", "twice");
+  auto v = Parse("content:\"a\"; byte_test:4,>,count,0; sid:5;");
+  EXPECT_FALSE(v);
+  EXPECT_EQ(rejection_.kind, RejectKind::kUnsupported);  // a byte_extract variable
+}
+
 TEST_F(RuleParserTest, UnsupportedAndUnknownKeywords) {
-  for (const char* kw : {"byte_test:4,>,1,0", "byte_jump:4,0", "isdataat:!1,relative", "urilen:5",
-                         "lua:x.lua", "ssl_state:client_hello", "flags:S", "byte_extract:4,0,x"}) {
+  for (const char* kw : {"byte_math:bytes 1,offset 0,oper +,rvalue 1,result x", "lua:x.lua",
+                         "ssl_state:client_hello", "flags:S", "byte_extract:4,0,x"}) {
     auto r = Parse(std::string("content:\"a\"; ") + kw + "; sid:42;");
     ASSERT_FALSE(r) << kw;
     EXPECT_EQ(rejection_.kind, RejectKind::kUnsupported) << kw;
