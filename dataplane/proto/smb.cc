@@ -472,10 +472,22 @@ void SmbParser::RouteData(Direction dir, Stream& s, uint32_t msg_offset,
   if (file < 0 || !files_[file].used) return;
   if (s.route == Route::kPipe) {
     if (files_[file].pipe >= 0) PipeFeed(file, dir, pipes_[files_[file].pipe].ctx[Idx(dir)], part);
-  } else if (s.route == Route::kFile && file_obs_ != nullptr) {
+  } else if (s.route == Route::kFile) {
     File& f = files_[file];
-    const SmbFileRef ref = FileRef(f, dir);
-    file_obs_->OnFileData(ref, s.route_offset + (b - s.route_begin), part);
+    const uint64_t offset = s.route_offset + (b - s.route_begin);
+    if (file_obs_ != nullptr) file_obs_->OnFileData(FileRef(f, dir), offset, part);
+    // The signature engine: file_data and file.name on the piece that starts the file (what a
+    // read or write at offset 0 carries in this segment; later pieces are not inspected).
+    if (offset == 0 && sink_ != nullptr && sink_->inspecting()) {
+      rules::Buffers buffers;
+      buffers.Set(rules::Buffer::kFileData, part);
+      const std::string_view name = f.name.view();
+      if (!name.empty()) {
+        buffers.Set(rules::Buffer::kFileName,
+                    {reinterpret_cast<const uint8_t*>(name.data()), name.size()});
+      }
+      sink_->Inspect(dir, buffers);
+    }
   }
 }
 

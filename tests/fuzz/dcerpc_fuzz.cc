@@ -55,6 +55,7 @@ class CheckingObserver final : public vigil::proto::DcerpcObserver {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vigil::proto::testing::CollectSink sink;
+  sink.inspect = true;  // the signature engine's buffers are assembled too
   vigil::proto::DcerpcParser parser;
   DcerpcConnection conn;
   CheckingObserver obs(conn);

@@ -37,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto parser = std::make_unique<DnsParser>();
   CollectSink sink;
+  sink.inspect = true;  // the signature engine's buffers are assembled too
   // For the split check: every to_server piece of a gap-free TCP input, concatenated.
   std::vector<uint8_t> to_server;
   bool had_gap = false;

@@ -26,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const size_t chunk = data[0];
   vigil::proto::testing::CollectSink sink;
+  sink.inspect = true;  // the signature engine's buffers are assembled too
   vigil::proto::SmbParser parser;
   size_t pos = 1;
   while (pos + 3 <= size) {

@@ -39,6 +39,7 @@ void CheckEvents(const CollectSink& sink) {
 std::vector<std::string> Sequential(std::span<const uint8_t> client,
                                     std::span<const uint8_t> server, size_t piece) {
   CollectSink sink;
+  sink.inspect = true;  // the signature engine's buffers are assembled too
   TlsParser p;
   for (const auto& [dir, bytes] :
        {std::pair{Direction::kToServer, client}, std::pair{Direction::kToClient, server}}) {

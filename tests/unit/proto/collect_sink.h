@@ -48,6 +48,7 @@ class CollectSink final : public EventSink {
       m.emplace(b, std::string(reinterpret_cast<const char*>(v.data()), v.size()));
     }
     inspected.emplace_back(dir, std::move(m));
+    dcerpc.push_back(buffers.dcerpc() != nullptr ? *buffers.dcerpc() : rules::DcerpcInfo{});
   }
 
   // Events whose JSON text contains `needle`.
@@ -64,6 +65,7 @@ class CollectSink final : public EventSink {
   bool unbalanced = false;  // a parser committed with containers left open
   bool inspect = false;
   std::vector<std::pair<Direction, std::map<rules::Buffer, std::string>>> inspected;
+  std::vector<rules::DcerpcInfo> dcerpc;  // per inspection (all zero when it had none)
 
  private:
   char buf_[16384];

@@ -826,6 +826,50 @@ TEST(Smb2, EveryByteSplitGivesTheSameEvents) {
   EXPECT_EQ(whole.events, odd.events);
 }
 
+// What the signature engine is given (EventSink::Inspect): the tree connects (smb.share, or
+// smb.named_pipe for IPC$), the file's first piece with its name (file_data, file.name; the
+// write at offset 1092 is not inspected), and the DCE-RPC request on the pipe with its bound
+// interface (atsvc 1ff70682-0a51-30e8-076d-740be8cee98b) and opnum; nothing when not inspecting.
+TEST(Smb2, MessagesForTheSignatureEngine) {
+  using rules::Buffer;
+  CollectSink sink;
+  sink.inspect = true;
+  Replay(PipeConversation(), sink);
+  std::vector<std::string> shares, pipes, files, names;
+  int requests = 0;
+  for (size_t i = 0; i < sink.inspected.size(); ++i) {
+    const auto& [dir, b] = sink.inspected[i];
+    if (b.count(Buffer::kSmbShare)) shares.push_back(b.at(Buffer::kSmbShare));
+    if (b.count(Buffer::kSmbNamedPipe)) pipes.push_back(b.at(Buffer::kSmbNamedPipe));
+    if (b.count(Buffer::kFileData)) {
+      files.push_back(b.at(Buffer::kFileData));
+      names.push_back(b.count(Buffer::kFileName) ? b.at(Buffer::kFileName) : "");
+      EXPECT_EQ(dir, Direction::kToClient);  // a read: the data comes from the server
+    }
+    if (b.count(Buffer::kDcerpcStubData)) {
+      ++requests;
+      EXPECT_EQ(dir, Direction::kToServer);
+      const rules::DcerpcInfo& d = sink.dcerpc[i];
+      EXPECT_TRUE(d.has_iface);
+      EXPECT_EQ(d.uuid[0], 0x82);  // 1ff70682 little-endian on the wire
+      EXPECT_EQ(d.uuid[3], 0x1f);
+      EXPECT_EQ(d.version, 1);
+      EXPECT_EQ(d.opnum, 0);
+    }
+  }
+  EXPECT_EQ(shares, (std::vector<std::string>{"\\\\10.0.0.5\\C$"}));
+  EXPECT_EQ(pipes, (std::vector<std::string>{"\\\\10.0.0.5\\IPC$"}));
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].front(), 'A');  // the read's first piece, not the write's 'B's
+  EXPECT_EQ(names[0], "Windows\\Tasks\\AV.job");
+  EXPECT_EQ(requests, 1);
+
+  CollectSink quiet;
+  Replay(PipeConversation(), quiet);
+  EXPECT_TRUE(quiet.inspected.empty());
+  EXPECT_EQ(quiet.events, sink.events);  // inspection changes no event
+}
+
 TEST(Smb2, SetInfoDeleteAndRenameInCompound) {
   std::vector<Step> v = Conversation();
   // CREATE "old.txt" + SET_INFO disposition (related, all-ones FileId) + CLOSE, as one message.
