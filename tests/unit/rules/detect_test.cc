@@ -72,6 +72,28 @@ struct One {
   FlowBits bits;
 };
 
+// A detector over several rules, and the sids one packet or message makes alert (rule order).
+struct Many {
+  explicit Many(std::vector<Rule> rules) {
+    std::string err;
+    det = Detector::Build(std::move(rules), &err, &stats);
+    EXPECT_NE(det, nullptr) << err;
+    if (det != nullptr) scratch = det->NewScratch(&err);
+    EXPECT_NE(scratch, nullptr) << err;
+  }
+  std::vector<uint32_t> Sids(const PacketMeta& p, const Buffers& b) {
+    uint32_t out[16];
+    std::vector<uint32_t> v;
+    if (det == nullptr || scratch == nullptr) return v;
+    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
+    for (size_t i = 0; i < n; ++i) v.push_back(det->rule(out[i]).sid);
+    return v;
+  }
+  DetectorStats stats;
+  std::shared_ptr<const Detector> det;
+  std::unique_ptr<Scratch> scratch;
+};
+
 std::string R(const std::string& options) {
   return "alert tcp any any -> any any (msg:\"t\"; " + options + " sid:1;)";
 }
@@ -316,27 +338,16 @@ TEST(DetectState, DcerpcInterfaceAndOpnum) {
       Parse("alert tcp any any -> any any (msg:\"t\"; dce_opnum:15; dce_stub_data; "
             "content:\"STUB\"; sid:3;)"),
       Parse(R("content:\"x\";"))};
-  std::string err;
-  DetectorStats st;
-  auto det = Detector::Build(std::move(rules), &err, &st);
-  ASSERT_NE(det, nullptr) << err;
-  EXPECT_TRUE(st.dropped.empty());
-  auto scratch = det->NewScratch(&err);
+  Many m(std::move(rules));
+  EXPECT_TRUE(m.stats.dropped.empty());
   PacketMeta p = One::Meta();
   p.app = Protocol::kSmb;
-  uint32_t out[8];
-  auto sids = [&](const Buffers& b) {
-    std::vector<uint32_t> v;
-    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
-    for (size_t i = 0; i < n; ++i) v.push_back(det->rule(out[i]).sid);
-    return v;
-  };
-  // A packet never satisfies them (R() numbers the content rule 1 too).
+  auto sids = [&](const Buffers& b) { return m.Sids(p, b); };
+  // A packet never satisfies them: only the content rule alerts (R() numbers it 1 too).
   Buffers packet;
   const std::string x = "x STUB";
   packet.Set(Buffer::kPacket, Bytes(x));
   EXPECT_EQ(sids(packet), (std::vector<uint32_t>{1}));
-  EXPECT_EQ(det->rule(out[0]).dcerpc_iface, std::nullopt);
   // svcctl (367abb81-9844-35f1-ad32-98f038001003) v2, opnum 15, as the parser gives it.
   DcerpcInfo info;
   info.has_iface = true;
@@ -437,19 +448,13 @@ TEST(DetectPrefilter, PacketsAndMessagesConsultTheirOwnRules) {
       Parse("alert http any any -> any any (msg:\"t\"; http.uri; content:\"/x\"; "
             "http.host; content:\"other\"; sid:6;)"),
   };
-  std::string err;
-  auto det = Detector::Build(std::move(rules), &err);
-  ASSERT_NE(det, nullptr) << err;
-  auto scratch = det->NewScratch(&err);
+  Many m(std::move(rules));
+  ASSERT_NE(m.det, nullptr);
+  const Detector* det = m.det.get();
+  Scratch* scratch = m.scratch.get();
   PacketMeta p = One::Meta();
   p.app = Protocol::kHttp;
-  uint32_t out[8];
-  auto sids = [&](const Buffers& b) {
-    std::vector<uint32_t> v;
-    const size_t n = det->Inspect(p, b, nullptr, *scratch, out);
-    for (size_t i = 0; i < n; ++i) v.push_back(det->rule(out[i]).sid);
-    return v;
-  };
+  auto sids = [&](const Buffers& b) { return m.Sids(p, b); };
   const std::string payload = "GET /x HTTP/1.1\r\n\r\n", uri = "/x", method = "GET", host = "h";
   Buffers packet;
   packet.Set(Buffer::kPacket, Bytes(payload));
