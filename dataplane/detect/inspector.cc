@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dataplane/export/event_record.h"
+#include "dataplane/proto/bytes.h"
 #include "dataplane/proto/event.h"
 #include "rules/lang/classification.h"
 #include "rules/lang/loader.h"
@@ -229,7 +230,8 @@ uint32_t Inspector::Run(FlowDir dir, const rules::Buffers& buffers) noexcept {
     // (alert and pass rules, and every rule in IDS mode), as Suricata reports it.
     const bool acted = inline_actions_ && (rule.action == rules::Action::kDrop ||
                                            rule.action == rules::Action::kReject);
-    Emit(*ctx_.flow, dir, *ctx_.meta, rule, acted, ctx_.now_ns);
+    Emit(*ctx_.flow, dir, *ctx_.meta, rule, acted, ctx_.now_ns,
+         buffers.Has(rules::Buffer::kPacket) ? nullptr : &buffers);
   }
   if (n > 0) ctx_.flow->alerted = 1;
   return static_cast<uint32_t>(n);
@@ -270,8 +272,107 @@ uint32_t Inspector::OnPacket(Flow& flow, uint32_t flow_index, FlowDir dir, const
   return n;
 }
 
+namespace {
+
+// The app-layer metadata of the message an alert was raised on, in the shape of the protocol's
+// own EVE event (Suricata adds the same to its alerts). Long values are cut to keep the record
+// small; a member that does not fit is left out and the record marked truncated.
+void WriteMessageMetadata(proto::JsonWriter& w, const rules::Buffers& b) noexcept {
+  using rules::Buffer;
+  constexpr size_t kMaxValue = 512;
+  auto get = [&](Buffer x) {
+    const std::span<const uint8_t> v = b.Get(x);
+    return v.first(v.size() < kMaxValue ? v.size() : kMaxValue);
+  };
+  auto put = [&](std::string_view key, Buffer x) {
+    if (b.Has(x)) w.Bytes(key, get(x));
+  };
+  if (b.Has(Buffer::kHttpMethod) || b.Has(Buffer::kHttpStatCode)) {
+    w.ObjectBegin("http");
+    put("hostname", Buffer::kHttpHost);
+    put("url", Buffer::kHttpRawUri);
+    put("http_user_agent", Buffer::kHttpUserAgent);
+    put("http_content_type", Buffer::kHttpContentType);
+    put("http_method", Buffer::kHttpMethod);
+    put("protocol", Buffer::kHttpProtocol);
+    if (b.Has(Buffer::kHttpStatCode)) {
+      uint64_t status = 0;
+      bool digits = !b.Get(Buffer::kHttpStatCode).empty();
+      for (const uint8_t c : b.Get(Buffer::kHttpStatCode)) {
+        digits = digits && c >= '0' && c <= '9';
+        status = status * 10 + (c - '0');
+      }
+      if (digits) w.Uint("status", status);
+    }
+    w.ObjectEnd();
+  }
+  if (b.Has(Buffer::kDnsQuery)) {
+    w.ObjectBegin("dns");
+    w.ArrayBegin("query");
+    w.ObjectBegin("");
+    w.Str("type", "query");
+    w.Bytes("rrname", get(Buffer::kDnsQuery));
+    w.ObjectEnd();
+    w.ArrayEnd();
+    w.ObjectEnd();
+  }
+  if (b.Has(Buffer::kTlsSni) || b.Has(Buffer::kJa3Hash) || b.Has(Buffer::kTlsCertSubject) ||
+      b.Has(Buffer::kJa3sHash)) {
+    w.ObjectBegin("tls");
+    put("sni", Buffer::kTlsSni);
+    put("subject", Buffer::kTlsCertSubject);
+    put("issuerdn", Buffer::kTlsCertIssuer);
+    put("serial", Buffer::kTlsCertSerial);
+    put("fingerprint", Buffer::kTlsCertFingerprint);
+    if (b.Has(Buffer::kJa3Hash)) {
+      w.ObjectBegin("ja3");
+      put("hash", Buffer::kJa3Hash);
+      w.ObjectEnd();
+    }
+    if (b.Has(Buffer::kJa3sHash)) {
+      w.ObjectBegin("ja3s");
+      put("hash", Buffer::kJa3sHash);
+      w.ObjectEnd();
+    }
+    w.ObjectEnd();
+  }
+  if (b.Has(Buffer::kSmbShare) || b.Has(Buffer::kSmbNamedPipe)) {
+    w.ObjectBegin("smb");
+    put("share", Buffer::kSmbShare);
+    put("named_pipe", Buffer::kSmbNamedPipe);
+    w.ObjectEnd();
+  }
+  if (b.Has(Buffer::kFileData) && b.Has(Buffer::kFileName)) {
+    w.ArrayBegin("files");
+    w.ObjectBegin("");
+    put("filename", Buffer::kFileName);
+    w.ObjectEnd();
+    w.ArrayEnd();
+  }
+  if (const rules::DcerpcInfo* d = b.dcerpc()) {
+    w.ObjectBegin("dcerpc");
+    w.Str("request", "REQUEST");
+    w.ObjectBegin("req");
+    w.Uint("opnum", d->opnum);
+    w.ObjectEnd();
+    if (d->has_iface) {
+      char uuid[37];
+      proto::FormatGuidLe(d->uuid.data(), uuid);
+      w.ArrayBegin("interfaces");
+      w.ObjectBegin("");
+      w.Str("uuid", std::string_view(uuid, 36));
+      w.Uint("version", d->version);
+      w.ObjectEnd();
+      w.ArrayEnd();
+    }
+    w.ObjectEnd();
+  }
+}
+
+}  // namespace
+
 void Inspector::Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
-                     bool enforced, uint64_t now_ns) noexcept {
+                     bool enforced, uint64_t now_ns, const rules::Buffers* message) noexcept {
   ++counters_.alerts;
   if (ring_ == nullptr) {
     ++counters_.alerts_lost;
@@ -287,6 +388,7 @@ void Inspector::Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, cons
   writer_.Str("category", rule.category);
   writer_.Uint("severity", static_cast<uint64_t>(rule.priority < 0 ? 0 : rule.priority));
   writer_.ObjectEnd();
+  if (message != nullptr) WriteMessageMetadata(writer_, *message);
   message_.Clear();
   message_.Append("ALERT [")
       .AppendUint(rule.gid)

@@ -159,8 +159,10 @@ class Inspector final : public TxInspector {
   const rules::Detector& detector() const noexcept { return *detector_; }
 
  private:
+  // `message`: the buffers of the app-layer message that alerted (nullptr for a packet): the
+  // alert then carries its metadata (http, dns, tls, smb, files, dcerpc; docs/events.md).
   void Emit(const Flow& flow, FlowDir dir, const PacketMeta& meta, const rules::Rule& rule,
-            bool enforced, uint64_t now_ns) noexcept;
+            bool enforced, uint64_t now_ns, const rules::Buffers* message) noexcept;
   void FillMeta(FlowDir dir) noexcept;
   uint32_t Run(FlowDir dir, const rules::Buffers& buffers) noexcept;  // for the packet in ctx_
 
@@ -195,7 +197,7 @@ class Inspector final : public TxInspector {
   InspectorCounters counters_;
   rules::Buffers buffers_;
   uint32_t alerts_[kMaxAlertsPerPacket];
-  char body_[2048];
+  char body_[4096];
   proto::JsonWriter writer_{body_, sizeof body_};
   proto::TextBuilder message_;
 };

@@ -2,7 +2,8 @@
 # Issue 7 part 3 (IDS mode) end to end: a generated capture and a rules file written here, replayed
 # with detect enabled; the EVE alert events have the right sids, counts and packet-oriented
 # addresses, flowbits carry within a flow and not across flows, rules for another port or
-# protocol stay silent, the flow events say alerted, and --check reports the rule count.
+# protocol stay silent, rules on the HTTP and DNS parsers' buffers alert once on their message
+# with its metadata, the flow events say alerted, and --check reports the rule count.
 set -uo pipefail
 build=${1:?usage: alerts_test.sh BUILD_DIR}
 if ! /usr/bin/python3 -c "import scapy" 2>/dev/null; then echo "SKIP: scapy missing"; exit 77; fi
@@ -30,6 +31,15 @@ tcp_flow("10.1.0.4", "10.1.0.2", 40003, 7777, [(True, b"hello VIGILTEST three")]
 # UDP, both ways: the request alerts; the answer is established.
 add(E()/IP(src="10.1.0.5", dst="10.1.0.6")/UDP(sport=5555, dport=6666)/Raw(b"UDPMAGIC ask"))
 add(E()/IP(src="10.1.0.6", dst="10.1.0.5")/UDP(sport=6666, dport=5555)/Raw(b"UDPMAGIC answer"))
+# Flow D, HTTP: rules on the parser's buffers (URI, host, status, body), not on the packets.
+tcp_flow("10.1.0.7", "10.1.0.8", 40004, 80,
+         [(True, b"GET /vigil-%61dmin?x=1 HTTP/1.1\r\nHost: WWW.Example.COM:80\r\n"
+                 b"User-Agent: vt/1.0\r\n\r\n"),
+          (False, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")])
+# Flow E, DNS: a query for a name a rule watches.
+from scapy.all import DNS, DNSQR
+add(E()/IP(src="10.1.0.9", dst="10.1.0.10")/UDP(sport=5353, dport=53)
+    / DNS(id=7, rd=1, qd=DNSQR(qname="Evil.Example.com")))
 cap.write(sys.argv[1])
 PY
 
@@ -41,6 +51,9 @@ alert udp any any -> any 6666 (msg:"VIGIL udp request"; content:"UDPMAGIC"; sid:
 alert udp any any -> any any (msg:"VIGIL udp established"; flow:established; content:"UDPMAGIC"; sid:1000004; rev:1;)
 alert udp any any -> any any (msg:"VIGIL wrong protocol"; content:"VIGILTEST"; sid:1000005; rev:1;)
 alert tcp any any -> any 80 (msg:"VIGIL wrong port"; content:"VIGILTEST"; sid:1000006; rev:1;)
+alert http any any -> any any (msg:"VIGIL http uri and host"; flow:established,to_server; http.uri; content:"/vigil-admin"; http.host; content:"www.example.com"; sid:1000010; rev:1;)
+alert http any any -> any any (msg:"VIGIL http status and body"; flow:to_client; http.stat_code; content:"200"; file_data; content:"secret"; sid:1000011; rev:1;)
+alert dns any any -> any any (msg:"VIGIL dns query"; dns.query; content:"evil.example"; nocase; sid:1000012; rev:1;)
 alert tcp any any -> any any (msg:"VIGIL bad rule"; content:"x"; byte_math:bytes 1,offset 0,oper +,rvalue 1,result y; sid:1000007;)
 EOF
 cat >"$tmp/vigil.yaml" <<EOF
@@ -61,12 +74,12 @@ EOF
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --check >"$tmp/check.out" 2>&1
 check "--check reports the rules loaded and rejected" \
-  grep -q "^detect: 6 loaded, 1 rejected" "$tmp/check.out" || cat "$tmp/check.out"
+  grep -q "^detect: 9 loaded, 1 rejected" "$tmp/check.out" || cat "$tmp/check.out"
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --pcap-in "$tmp/alerts.pcap" \
   --eve "$tmp/eve.json" >"$tmp/counters.json" 2>"$tmp/stderr.log"
 check "replay exits 0" test $? -eq 0
-check "start-up prints the summary" grep -q "detect: 6 loaded, 1 rejected" "$tmp/stderr.log"
+check "start-up prints the summary" grep -q "detect: 9 loaded, 1 rejected" "$tmp/stderr.log"
 
 check "alert events" /usr/bin/python3 - "$tmp/eve.json" "$tmp/counters.json" <<'PY'
 import json, sys
@@ -106,10 +119,28 @@ expect("no alert for the other protocol, the other port or the rejected rule",
        not ({1000005, 1000006, 1000007} & set(by_sid)))
 flows = {e["flow_id"]: e for e in events if e["event_type"] == "flow"}
 alerted = sorted(f["src_port"] for f in flows.values() if f["flow"]["alerted"])
-expect(f"flows alerted: {alerted}", alerted == [5555, 40001])
+expect(f"flows alerted: {alerted}", alerted == [5353, 5555, 40001, 40004])
+# App-layer messages: each rule once, on its message, with the message's metadata.
+h = by_sid.get(1000010, [])
+expect("1000010 once, to the server, with the request's http metadata",
+       len(h) == 1 and h[0]["direction"] == "to_server" and h[0]["dest_port"] == 80
+       and h[0].get("http", {}).get("hostname") == "www.example.com"
+       and h[0]["http"].get("url") == "/vigil-%61dmin?x=1"
+       and h[0]["http"].get("http_method") == "GET"
+       and h[0]["http"].get("http_user_agent") == "vt/1.0")
+r = by_sid.get(1000011, [])
+expect("1000011 once, to the client, with status 200",
+       len(r) == 1 and r[0]["direction"] == "to_client" and r[0]["src_port"] == 80
+       and r[0].get("http", {}).get("status") == 200)
+q = by_sid.get(1000012, [])
+expect("1000012 once, with the query name",
+       len(q) == 1 and q[0].get("dns", {}).get("query", [{}])[0].get("rrname") ==
+       "Evil.Example.com")
+expect("packet alerts carry no message metadata", "http" not in a1 and "dns" not in a1)
 d = counters.get("detect", {})
-expect(f"counters {d}", d.get("rules_loaded") == 6 and d.get("alerts") == 5
-       and d.get("alerts_lost") == 0 and d.get("inspected") == 7)
+expect(f"counters {d}", d.get("rules_loaded") == 9 and d.get("alerts") == 8
+       and d.get("alerts_lost") == 0 and d.get("inspected") == 10
+       and d.get("transactions") == 3)
 sys.exit(0 if ok else 1)
 PY
 
