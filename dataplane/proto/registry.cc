@@ -29,8 +29,9 @@ constexpr ParserKind Kind(AppProto proto, const char* name, ProbeFn tcp, ProbeFn
 // Order matters only among kinds that could claim the same bytes: the more specific first.
 const ParserKind kKinds[] = {
     {AppProto::kUnknown, nullptr, nullptr, nullptr, {}, 0, 1, nullptr, 0},  // placeholder
-    // Pool sizes per worker, by parser size: SMB ~72 KiB, HTTP ~15 KiB, TLS ~12.5 KiB,
-    // DCE-RPC and DNS ~5.5 KiB, Kerberos ~4 KiB (configurable under app_layer.parsers).
+    // Pool sizes per worker, by parser size: SMB ~72 KiB, HTTP ~37 KiB (21 KiB of it the
+    // signature engine's buffers), TLS ~12.5 KiB, DCE-RPC and DNS ~5.5 KiB, Kerberos ~4 KiB
+    // (configurable under app_layer.parsers).
     Kind<SmbParser>(AppProto::kSmb, "smb", &SmbParser::Probe, nullptr, {445, 139}, 256),
     Kind<DcerpcParser>(AppProto::kDcerpc, "dcerpc", &DcerpcParser::Probe, nullptr, {135}, 1024),
     Kind<DnsParser>(AppProto::kDns, "dns", &DnsParser::ProbeTcp, &DnsParser::ProbeUdp, {53}, 4096),
