@@ -227,8 +227,9 @@ bool MatchFrom(std::span<const Match* const> ms, size_t i, std::span<const uint8
     const int64_t to = ByteJumpTarget(*j, buf, std::max<int64_t>(prev_end, 0));
     return to >= 0 && MatchFrom(ms, i + 1, buf, to, pcre, budget);
   }
-  const Pcre& p = std::get<Pcre>(*ms[i]);
-  if (pcre == nullptr) return false;
+  const auto* pp = std::get_if<Pcre>(ms[i]);
+  if (pp == nullptr || pcre == nullptr) return false;
+  const Pcre& p = *pp;
   const int64_t start = p.relative ? std::min(std::max<int64_t>(prev_end, 0), size) : 0;
   uint32_t ends[64];
   const size_t n = pcre->Ends(p, buf.subspan(static_cast<size_t>(start)), ends);
