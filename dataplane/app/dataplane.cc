@@ -1,5 +1,6 @@
 #include "dataplane/app/dataplane.h"
 
+#include <malloc.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -24,8 +25,25 @@
 #include "dataplane/capture/history_filter.h"
 #include "dataplane/verdict/block_json.h"
 
+// jemalloc's control call, when the binary runs on jemalloc (vigil-dataplane links it; the test
+// binaries and the sanitizer build do not): weak, so it is null otherwise.
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+
 namespace vigil::dp {
 namespace {
+
+// A retired rule set is tens of MiB. The allocator would keep its freed pages (jemalloc for about
+// ten seconds, glibc until the heap top is freed), so a box reloading often would stay at two sets'
+// resident size and a single reload would leave one set's worth for a while. Return them now: on
+// the main thread, after the grace period, never on a worker (workers do not allocate).
+void ReturnFreedPages() {
+  if (mallctl != nullptr) {
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // 4096: MALLCTL_ARENAS_ALL
+  } else {
+    malloc_trim(0);
+  }
+}
 
 struct LaunchArg {
   Worker* worker;
@@ -369,7 +387,7 @@ void Dataplane::Run(std::atomic<bool>* stop, std::atomic<bool>* reload) {
       StartRuleReload();
     }
     PollRuleReload();
-    detects_->Reclaim();
+    if (detects_->Reclaim() > 0) ReturnFreedPages();
     const auto now = std::chrono::steady_clock::now();
     if (spool_ != nullptr && now - last_spool > std::chrono::milliseconds(10)) {
       spool_->Spool();

@@ -64,11 +64,12 @@ class RcuPublisher {
     ++publishes_;
     Reclaim();
   }
-  // Frees retired snapshots whose grace period is over. Non-blocking; call it from the main loop.
-  void Reclaim() {
+  // Frees retired snapshots whose grace period is over; returns how many. Non-blocking; call it
+  // from the main loop.
+  size_t Reclaim() {
     // wait=false: 1 once every online worker has reported a quiescent state since the token.
-    std::erase_if(retired_,
-                  [&](const Retired& r) { return rte_rcu_qsbr_check(qsbr_, r.token, false) == 1; });
+    return std::erase_if(
+        retired_, [&](const Retired& r) { return rte_rcu_qsbr_check(qsbr_, r.token, false) == 1; });
   }
   const std::shared_ptr<const T>& snapshot() const noexcept { return snapshot_; }
   uint64_t generation() const noexcept { return generation_; }
