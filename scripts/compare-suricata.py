@@ -833,6 +833,36 @@ def contents_match(rule, buf, positional):
     return True
 
 
+# vigil's stream seam (docs/rules.md, "Across TCP segments"): the bytes kept per direction.
+SEAM_TAIL = 58
+PACKET_BOUND = ("dsize", "isdataat", "byte_test", "byte_jump", "pcre", "urilen")
+
+
+def seam_rule(rule):
+    """Whether vigil matches the rule across segments (a stream rule), judged conservatively:
+    pkt_data contents only, none at an absolute position, nothing else tied to the packet."""
+    return (rule.proto not in ("udp", "icmp", "tcp-pkt") and "no_stream" not in rule.flow
+            and rule.buffers == {"pkt_data"}
+            and not any(k.lower() in PACKET_BOUND for k, _ in rule.options)
+            and all(c.relative() or (c.offset is None and c.depth is None)
+                    for c in rule.contents))
+
+
+def seam_finds(rule, segs):
+    """The frame on which vigil's seam finds the rule's contents: a segment that continues its
+    direction's stream in order (arrival order, its sequence number where the last one ended),
+    inspected with the last SEAM_TAIL bytes before it; None when none does."""
+    tail, nxt = b"", None
+    for n, seq, payload in segs:
+        in_order = nxt is not None and seq == nxt
+        if in_order and contents_match(rule, tail + payload, True):
+            return n
+        if nxt is None or in_order or ((seq - nxt) % 2**32) < 2**31:
+            tail = ((tail if in_order else b"") + payload)[-SEAM_TAIL:]
+            nxt = (seq + len(payload)) % 2**32
+    return None
+
+
 def segment_analysis(rule, packets, key):
     """For a pkt_data rule on a TCP flow: (True, detail) when no single packet of the flow holds
     the rule's contents but one direction's reassembled bytes do."""
@@ -844,17 +874,32 @@ def segment_analysis(rule, packets, key):
         frames = [p[0] for p in flow if contents_match(rule, p[4], True)]
         return False, f"the contents are in single packets (frames {frames[:5]})"
     for side in (key[1], key[2]):
-        seen, stream, frames = set(), bytearray(), []
-        for n, _, src, seq, payload, _ in flow:
-            if src != side or (seq, len(payload)) in seen:
+        # The direction's bytes in sequence order (as reassembly puts them; the first copy of a
+        # retransmitted or overlapping range wins), checked as each segment is added.
+        segs = [(n, seq, payload) for n, _, src, seq, payload, _ in flow if src == side]
+        if not segs:
+            continue
+        base = segs[0][1]
+        rel = lambda seq: ((seq - base + 2**31) % 2**32) - 2**31
+        stream, frames, end = bytearray(), [], None
+        for n, seq, payload in sorted(segs, key=lambda x: (rel(x[1]), x[0])):
+            start = rel(seq)
+            if end is None:
+                end = start
+            if start + len(payload) <= end:
                 continue
-            seen.add((seq, len(payload)))
-            stream += payload
+            stream += payload[max(0, end - start):]
+            end = start + len(payload)
             frames.append(n)
             if contents_match(rule, bytes(stream), False):
-                first = frames[0]
+                arrival = sorted(segs)
+                seen = seam_finds(rule, arrival) if seam_rule(rule) else None
+                if seen is not None:  # vigil should have alerted: not this class
+                    return False, (f"vigil's stream seam should find the contents (frame {seen} "
+                                   f"with the {SEAM_TAIL} bytes before it)")
                 return True, (f"contents found in the reassembled bytes from "
-                              f"{side[0]}:{side[1]} (frames {first}..{n}), in no single packet")
+                              f"{side[0]}:{side[1]} (frames {sorted(frames)[0]}..{max(frames)}), "
+                              f"in no single packet")
     return False, "contents not found in one direction's bytes either"
 
 
@@ -874,8 +919,8 @@ CLASSES = {
                            "condition not evaluated yet)."),
     "app-layer-buffer": ("Suricata only", "needs an app-layer buffer",
                          "The rule matches in an application-layer buffer (http.uri, file.data, "
-                         "dns.query, tls.sni, smb.*, ...). vigil's dataplane gives the engine "
-                         "only pkt_data today (docs/rules.md, \"Limits of this first slice\")."),
+                         "dns.query, tls.sni, smb.*, ...) that vigil does not fill, or fills "
+                         "otherwise (docs/rules.md, \"App-layer buffers\")."),
     "app-proto-not-identified": ("Suricata only", "protocol vigil does not identify",
                                  "The rule's header names an application protocol vigil's "
                                  "session layer does not identify (it knows smb, dcerpc, krb5, "
@@ -890,10 +935,13 @@ CLASSES = {
                   "The rule has a threshold or detection_filter tracked by address; the engine "
                   "alerted the same sid on another flow of the capture, and the count was used "
                   "up there."),
-    "spans-segments": ("Suricata only", "pattern spans TCP segments",
+    "spans-segments": ("Suricata only", "contents spread over TCP segments",
                        "No single packet of the flow holds the rule's contents, the reassembled "
-                       "bytes of one direction do: Suricata inspects the stream, vigil each "
-                       "packet (docs/rules.md, \"Packets, not the stream\")."),
+                       "bytes of one direction do: Suricata inspects the stream; vigil inspects "
+                       "each packet with the 58 bytes before it in its stream, in order only, "
+                       "for rules not tied to packets (docs/rules.md, \"Across TCP "
+                       "segments\"), so contents further apart, segments out of order, or a "
+                       "rule with offset/depth/dsize are missed."),
     "vigil-midstream-not-established": (
         "Suricata only", "midstream flow not yet established for vigil",
         "The flow has no SYN in the capture. The rule needs `flow:established` and its contents "

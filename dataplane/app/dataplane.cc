@@ -577,11 +577,14 @@ uint64_t Dataplane::flows_created() const {
 }
 
 void Dataplane::PrintDetectStats(const rules::DetectorStats& st) {
-  std::fprintf(stderr,
-               "vigil-dataplane: detect: %zu rules (%zu prefiltered, %zu always checked), %zu "
-               "fast patterns in %zu databases (%zu header groups), %zu dropped, %s in %.0f ms\n",
-               st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups,
-               st.dropped.size(), st.from_cache ? "loaded from cache" : "compiled", st.build_ms);
+  std::fprintf(
+      stderr,
+      "vigil-dataplane: detect: %zu rules (%zu prefiltered, %zu always checked), %zu "
+      "fast patterns in %zu databases (%zu header groups), %zu stream rules, %zu dropped, %s "
+      "in %.0f ms\n",
+      st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups,
+      st.stream_rules, st.dropped.size(), st.from_cache ? "loaded from cache" : "compiled",
+      st.build_ms);
 }
 
 void Dataplane::PrintStats(double elapsed_s) const {
@@ -738,6 +741,7 @@ std::string Dataplane::CountersJson() const {
       o += "},\"detect\":{";
       AppendKV(&o, "rule_set_switches", c.detect_reloads.Get(), false);
       AppendKV(&o, "inspected", c.detect_inspected.Get());
+      AppendKV(&o, "stream_continued", c.detect_stream_continued.Get());
       AppendKV(&o, "transactions", c.detect_transactions.Get());
       AppendKV(&o, "transactions_skipped", c.detect_transactions_skipped.Get());
       AppendKV(&o, "alerts", c.detect_alerts.Get());
@@ -802,9 +806,11 @@ std::string Dataplane::CountersJson() const {
   }
   if (detects_ != nullptr && detects_->snapshot() != nullptr) {
     const auto& rule_set = detects_->snapshot();
-    uint64_t inspected = 0, transactions = 0, alerts = 0, lost = 0, drops = 0, rejects = 0;
+    uint64_t inspected = 0, stream = 0, transactions = 0, alerts = 0, lost = 0, drops = 0,
+             rejects = 0;
     for (const auto& w : workers_) {
       inspected += w->counters().detect_inspected.Get();
+      stream += w->counters().detect_stream_continued.Get();
       transactions += w->counters().detect_transactions.Get();
       alerts += w->counters().detect_alerts.Get();
       lost += w->counters().detect_alerts_lost.Get();
@@ -814,11 +820,13 @@ std::string Dataplane::CountersJson() const {
     o += ",\"detect\":{";
     AppendKV(&o, "rules_loaded", rule_set->detector->size(), false);
     AppendKV(&o, "rules_dropped", detect_stats_.dropped.size());
+    AppendKV(&o, "stream_rules", rule_set->detector->stats().stream_rules);
     AppendKV(&o, "rule_sets_published", detects_->publishes());
     AppendKV(&o, "rule_sets_retired_pending", detects_->retired());
     AppendKV(&o, "rule_reloads", rule_reloads_);
     AppendKV(&o, "rule_reloads_failed", rule_reloads_failed_);
     AppendKV(&o, "inspected", inspected);
+    AppendKV(&o, "stream_continued", stream);
     AppendKV(&o, "transactions", transactions);
     AppendKV(&o, "alerts", alerts);
     AppendKV(&o, "alerts_lost", lost);

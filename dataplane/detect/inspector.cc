@@ -115,18 +115,24 @@ Inspector::Inspector(uint32_t flow_capacity, uint16_t worker, EventRing* ring)
   const size_t n = size_t{flow_capacity == 0 ? 1 : flow_capacity};
   bits_bytes_ = sizeof(rules::FlowBits) * n;
   gen_bytes_ = sizeof(uint32_t) * n;
-  // Anonymous pages are zero (every flow starts with no bits, generation 0) and land on the node
-  // of the worker that first touches them.
+  tails_bytes_ = sizeof(StreamTail) * 2 * n;
+  // Anonymous pages are zero (every flow starts with no bits, generation 0, no stream tail) and
+  // land on the node of the worker that first touches them.
   void* p = mmap(nullptr, bits_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   void* g = mmap(nullptr, gen_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (g == MAP_FAILED) {
+  void* t = g == MAP_FAILED ? MAP_FAILED
+                            : mmap(nullptr, tails_bytes_, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (g == MAP_FAILED || t == MAP_FAILED) {
     munmap(p, bits_bytes_);
+    if (g != MAP_FAILED) munmap(g, gen_bytes_);
     throw std::bad_alloc();
   }
   static_assert(std::is_trivially_copyable_v<rules::FlowBits>);
   bits_ = static_cast<rules::FlowBits*>(p);
   bits_gen_ = static_cast<uint32_t*>(g);
+  tails_ = static_cast<StreamTail*>(t);
 }
 
 Inspector::Inspector(std::shared_ptr<const rules::Detector> detector,
@@ -144,6 +150,7 @@ Inspector::Inspector(std::shared_ptr<const rules::Detector> detector,
 Inspector::~Inspector() {
   if (bits_ != nullptr) munmap(bits_, bits_bytes_);
   if (bits_gen_ != nullptr) munmap(bits_gen_, gen_bytes_);
+  if (tails_ != nullptr) munmap(tails_, tails_bytes_);
 }
 
 void Inspector::Use(const DetectSnapshot* snapshot) noexcept {
@@ -244,12 +251,40 @@ uint32_t Inspector::InspectPayload() noexcept {
       size_t{meta.payload_offset} + meta.payload_len > ctx_.frame.size()) {
     return 0;
   }
-  // Only the packet's own payload: a pattern split across TCP segments is not seen (Hyperscan
-  // streaming per flow direction is the next step, docs/rules.md).
+  const std::span<const uint8_t> payload =
+      ctx_.frame.subspan(meta.payload_offset, meta.payload_len);
   buffers_.Clear();
-  buffers_.Set(rules::Buffer::kPacket, ctx_.frame.subspan(meta.payload_offset, meta.payload_len));
+  buffers_.Set(rules::Buffer::kPacket, payload);
   ++counters_.inspected;
-  return Run(ctx_.dir, buffers_);
+  if (meta.ip_proto != 6) return Run(ctx_.dir, buffers_);
+  // TCP: the payload continues its direction's stream when it starts at the sequence number the
+  // last one ended at; the bytes kept from before are then its stream prefix.
+  StreamTail& t = tails_[size_t{ctx_.flow_index} * 2 + (ctx_.dir == kToServer ? 0 : 1)];
+  const uint32_t seq = meta.tcp_seq + ((meta.tcp_flags & 0x02) != 0 ? 1 : 0);  // data after a SYN
+  const bool in_order = t.valid != 0 && seq == t.next_seq;
+  if (in_order && t.len > 0) {
+    buffers_.SetStreamPrefix(std::span<const uint8_t>(t.bytes, t.len));
+    ++counters_.stream_continued;
+  }
+  const uint32_t n = Run(ctx_.dir, buffers_);
+  // Keep the stream's last bytes: after an in-order payload, the first one, or one past a gap
+  // (lost or not yet seen data: the stream goes on from there). A retransmission or an overlap
+  // (it starts before next_seq) leaves the tail as it is.
+  if (t.valid == 0 || in_order || static_cast<int32_t>(seq - t.next_seq) > 0) {
+    const size_t len = payload.size();
+    if (len >= kTailBytes) {
+      std::memcpy(t.bytes, payload.data() + len - kTailBytes, kTailBytes);
+      t.len = kTailBytes;
+    } else {
+      const size_t keep = in_order ? std::min<size_t>(t.len, kTailBytes - len) : 0;
+      std::memmove(t.bytes, t.bytes + t.len - keep, keep);
+      std::memcpy(t.bytes + keep, payload.data(), len);
+      t.len = static_cast<uint8_t>(keep + len);
+    }
+    t.next_seq = seq + static_cast<uint32_t>(len);
+    t.valid = 1;
+  }
+  return n;
 }
 
 void Inspector::OnTransaction(const Flow& flow, FlowDir dir,

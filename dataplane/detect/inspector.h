@@ -71,8 +71,9 @@ DetectLoad LoadDetector(const DetectConfig& config);
 rules::Protocol RuleProtocol(uint8_t app_proto) noexcept;
 
 struct InspectorCounters {
-  uint64_t inspected = 0;     // packets given to the Detector
-  uint64_t transactions = 0;  // app-layer messages given to the Detector (their sticky buffers)
+  uint64_t inspected = 0;         // packets given to the Detector
+  uint64_t stream_continued = 0;  // of those, TCP payloads inspected with their stream prefix
+  uint64_t transactions = 0;      // app-layer messages given to the Detector (their sticky buffers)
   uint64_t transactions_skipped = 0;  // messages completed outside their flow's packet (flow end)
   uint64_t alerts = 0;                // alerts raised
   uint64_t alerts_lost = 0;           // alert records the event ring had no room for
@@ -122,11 +123,25 @@ class Inspector final : public TxInspector {
   const DetectSnapshot* snapshot() const noexcept { return snapshot_; }
   uint64_t switches() const noexcept { return switches_; }
 
-  // Flow entry `flow_index` starts a new flow: its flowbits are cleared. Worker thread.
+  // Flow entry `flow_index` starts a new flow: its flowbits and stream tails are cleared.
+  // Worker thread.
   void ResetFlow(uint32_t flow_index) noexcept {
     bits_[flow_index].bits.reset();
     bits_gen_[flow_index] = gen_;
+    tails_[size_t{flow_index} * 2].valid = 0;
+    tails_[size_t{flow_index} * 2 + 1].valid = 0;
   }
+
+  // Per TCP flow direction: the last bytes its payloads carried in stream order, given to the
+  // Detector as the next in-order payload's stream prefix (a pattern split across segments).
+  static constexpr size_t kTailBytes = 58;
+  struct StreamTail {
+    uint32_t next_seq;  // the sequence number that continues the stream
+    uint8_t len;        // bytes held (<= kTailBytes)
+    uint8_t valid;
+    uint8_t bytes[kTailBytes];
+  };
+  static_assert(sizeof(StreamTail) == 64 && kTailBytes <= rules::kMaxStreamPrefix);
 
   // A packet's inspection, in three steps on the worker thread (never blocking or allocating):
   // BeginPacket before the session layer runs for a tracked TCP/UDP packet of `flow` (table
@@ -185,8 +200,10 @@ class Inspector final : public TxInspector {
   rules::Scratch* scratch_ = nullptr;
   rules::FlowBits* bits_ = nullptr;  // flow_capacity entries, by FlowTable::IndexOf
   uint32_t* bits_gen_ = nullptr;     // the rule-set generation each entry's bits belong to
+  StreamTail* tails_ = nullptr;      // 2 x flow_capacity: entry * 2 + FlowDir
   size_t bits_bytes_ = 0;
   size_t gen_bytes_ = 0;
+  size_t tails_bytes_ = 0;
   uint32_t gen_ = 1;  // bumped by Use(); entries start at 0, so unused entries read as stale
   uint64_t switches_ = 0;
   bool inline_actions_ = true;

@@ -437,6 +437,7 @@ void Worker::PublishSessionCounters() noexcept {
   if (inspector_ != nullptr) {
     const InspectorCounters& d = inspector_->counters();
     w.detect_inspected.Set(d.inspected);
+    w.detect_stream_continued.Set(d.stream_continued);
     w.detect_transactions.Set(d.transactions);
     w.detect_transactions_skipped.Set(d.transactions_skipped);
     w.detect_alerts.Set(d.alerts);

@@ -123,6 +123,7 @@ struct alignas(64) WorkerCounters {
   Counter stream_segments_in_use;
   // Signature engine (published from the Inspector's counters at housekeeping).
   Counter detect_inspected;
+  Counter detect_stream_continued;      // TCP payloads inspected with their stream prefix
   Counter detect_transactions;          // app-layer messages inspected (their sticky buffers)
   Counter detect_transactions_skipped;  // messages completed with no packet of theirs (flow end)
   Counter detect_alerts;

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -265,7 +266,8 @@ struct Group {
 };
 
 struct RuleInfo {
-  uint64_t needs = 0;                     // buffers the rule looks at
+  uint64_t needs = 0;   // buffers the rule looks at
+  bool stream = false;  // a stream rule: also verified over stream prefix + payload (Inspect)
   std::array<uint8_t, 16> dcerpc_uuid{};  // dcerpc.iface's UUID in the GUID's wire layout
   bool pass = false;  // a `pass` rule: checked before the others, and ends the packet's inspection
   std::vector<Group> groups;
@@ -309,8 +311,12 @@ struct Scratch::Impl {
   }
   hs_scratch_t* hs = nullptr;
   std::vector<uint32_t> mark;  // rule -> generation that made it a candidate
+  std::vector<uint8_t> how;    // rule -> kFromBuffers | kFromSeam, for this generation's candidates
   uint32_t generation = 0;
   std::vector<uint32_t> candidates;
+  uint32_t seam_candidates = 0;                      // candidates with kFromSeam
+  std::array<uint8_t, 2 * kMaxStreamPrefix> seam{};  // prefix + the payload's first bytes
+  std::vector<uint8_t> window;  // prefix + payload, for the seam candidates (sized at start-up)
   std::vector<ThresholdSlot> thresholds;
 };
 
@@ -335,6 +341,10 @@ struct Detector::Impl {
     std::vector<uint32_t> always;
   };
   std::vector<HeaderGroup> groups;
+  // The fast patterns of the stream rules (no single-match flag: every occurrence is reported,
+  // over at most 2 x kMaxStreamPrefix bytes) and their lengths, by pattern id.
+  Mpm seam;
+  std::vector<uint16_t> seam_len;
   // Per header class (a transport: tcp, udp, other; or an application protocol) and direction
   // (to server, to client): the group of rules that do not depend on the ports, and per
   // destination and per source port the group of rules indexed by that port (65,536 entries,
@@ -360,6 +370,7 @@ struct Detector::Impl {
     for (HeaderGroup& g : groups) {
       if (g.packet.db != nullptr) hs_free_database(g.packet.db);
     }
+    if (seam.db != nullptr) hs_free_database(seam.db);
     for (auto& [p, db] : pcre_db) hs_free_database(db);
   }
 };
@@ -371,16 +382,42 @@ struct ScanCtx {
   Scratch::Impl* scratch;
 };
 
-void AddCandidate(Scratch::Impl& s, uint32_t r) noexcept {
+// How a rule became a candidate: its fast pattern in the buffers given (or none needed), or its
+// fast pattern across the stream prefix's end (verified over prefix + payload).
+constexpr uint8_t kFromBuffers = 1;
+constexpr uint8_t kFromSeam = 2;
+
+void AddCandidate(Scratch::Impl& s, uint32_t r, uint8_t how = kFromBuffers) noexcept {
   if (s.mark[r] != s.generation) {
     s.mark[r] = s.generation;
+    s.how[r] = 0;
     s.candidates.push_back(r);  // capacity reserved: every rule at most once
   }
+  if ((how & kFromSeam) != 0 && (s.how[r] & kFromSeam) == 0) ++s.seam_candidates;
+  s.how[r] |= how;
 }
 
 int OnPattern(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx) {
   auto* c = static_cast<ScanCtx*>(ctx);
   for (const uint32_t r : (*c->rules_of_pattern)[id]) AddCandidate(*c->scratch, r);
+  return 0;
+}
+
+struct SeamCtx {
+  const Detector::Impl* impl;
+  Scratch::Impl* scratch;
+  size_t prefix;  // bytes of the seam buffer before the payload
+};
+
+// A seam match counts when it straddles the prefix's end: one that ends in the prefix was seen
+// with an earlier packet, one that starts in the payload is the payload scan's.
+int OnSeam(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void* ctx) {
+  auto* c = static_cast<SeamCtx*>(ctx);
+  const size_t len = c->impl->seam_len[id];
+  if (to <= c->prefix || to - len >= c->prefix) return 0;
+  for (const uint32_t r : c->impl->seam.rules_of_pattern[id]) {
+    AddCandidate(*c->scratch, r, kFromSeam);
+  }
   return 0;
 }
 
@@ -705,6 +742,40 @@ std::optional<FastPattern> ChooseFastPattern(const Rule& r) {
   return best;
 }
 
+// Whether a rule with a pkt_data fast pattern may also be matched over the stream (prefix +
+// payload): it can apply to TCP, is not bound to single packets (tcp-pkt, flow:no_stream, dsize),
+// looks at pkt_data only, and places nothing at an absolute position (offset, depth, absolute
+// isdataat / byte_test / byte_jump, a pcre anchored at the start), which over a window that starts
+// somewhere in the stream would mean something else.
+bool StreamRule(const Rule& r) {
+  if (r.protocol == Protocol::kUdp || r.protocol == Protocol::kIcmp ||
+      r.protocol == Protocol::kTcpPkt || r.flow.stream == FlowStream::kNoStream || r.dsize) {
+    return false;
+  }
+  for (const Match& m : r.matches) {
+    const bool ok = std::visit(
+        [](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if (x.buffer != Buffer::kPacket) return false;
+          if constexpr (std::is_same_v<T, Content>) {
+            return x.relative() || (!x.offset && !x.depth);
+          } else if constexpr (std::is_same_v<T, Pcre>) {
+            return x.relative ||
+                   (!x.expression.starts_with('^') && !x.expression.starts_with("\\A"));
+          } else if constexpr (std::is_same_v<T, IsDataAt>) {
+            return x.relative;
+          } else if constexpr (std::is_same_v<T, ByteTest>) {
+            return x.read.relative;
+          } else {
+            return x.read.relative && !x.from_beginning;
+          }
+        },
+        m);
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header groups
 
@@ -945,6 +1016,7 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   using PatternMap = std::map<PatternKey, std::vector<uint32_t>>;
   std::vector<std::optional<FastPattern>> fast(d->rules_.size());
   std::array<PatternMap, kBufferCount> patterns;
+  PatternMap seam_patterns;
   im.info.resize(d->rules_.size());
   for (uint32_t i = 0; i < d->rules_.size(); ++i) {
     const Rule& r = d->rules_[i];
@@ -987,6 +1059,10 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
     if (fast[i]->buffer != Buffer::kPacket) {
       patterns[static_cast<size_t>(fast[i]->buffer)][{fast[i]->bytes, fast[i]->nocase}].push_back(
           i);
+    } else if (info.needs == uint64_t{1} << static_cast<size_t>(Buffer::kPacket) && StreamRule(r)) {
+      info.stream = true;
+      seam_patterns[{fast[i]->bytes, fast[i]->nocase}].push_back(i);
+      ++st.stream_rules;
     }
   }
   // The header groups: rules with an app-layer fast pattern are found through that buffer's
@@ -1008,11 +1084,13 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   st.header_groups = lists.size() - 1;
 
   // Every database's inputs, in a fixed order: the fast patterns of each buffer, of each header
-  // group, then each pcre.
+  // group, the seam's, then each pcre.
   std::vector<const PatternMap*> inputs;
-  inputs.reserve(patterns.size() + group_patterns.size());
+  inputs.reserve(patterns.size() + group_patterns.size() + 1);
   for (const PatternMap& m : patterns) inputs.push_back(&m);
   for (const PatternMap& m : group_patterns) inputs.push_back(&m);
+  const size_t seam_input = inputs.size();
+  inputs.push_back(&seam_patterns);
   std::vector<const Pcre*> pcres;
   std::vector<uint32_t> pcre_rule;
   for (uint32_t i = 0; i < d->rules_.size(); ++i) {
@@ -1035,7 +1113,7 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   };
   feed(hs_version());
   for (size_t k = 0; k < inputs.size(); ++k) {
-    feed(std::to_string(k) + ":" + std::to_string(inputs[k]->size()));
+    feed(std::to_string(k) + (k == seam_input ? "s:" : ":") + std::to_string(inputs[k]->size()));
     for (const auto& [key, rule_ids] : *inputs[k]) {
       feed(key.bytes);
       feed(key.nocase ? "i" : "c");
@@ -1076,15 +1154,18 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
         ids.push_back(static_cast<unsigned>(exprs.size()));
         exprs.push_back(key.bytes.data());
         lens.push_back(key.bytes.size());
-        flags.push_back(HS_FLAG_SINGLEMATCH | (key.nocase ? HS_FLAG_CASELESS : 0u));
+        // The seam reports every occurrence: the first may end inside the prefix.
+        flags.push_back((k == seam_input ? 0u : HS_FLAG_SINGLEMATCH) |
+                        (key.nocase ? HS_FLAG_CASELESS : 0u));
       }
       hs_compile_error_t* ce = nullptr;
       if (hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(),
                                static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr, &dbs[k],
                                &ce) != HS_SUCCESS) {
         *error = std::string("fast patterns of ") +
-                 (k < kBufferCount
-                      ? BufferName(static_cast<Buffer>(k))
+                 (k < kBufferCount ? BufferName(static_cast<Buffer>(k))
+                  : k == seam_input
+                      ? "pkt_data (the stream seam)"
                       : "pkt_data (header group " + std::to_string(k - kBufferCount) + ")") +
                  ": " + (ce != nullptr ? ce->message : "compile failed");
         hs_free_compile_error(ce);
@@ -1106,13 +1187,16 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
   }
   std::set<PatternKey> distinct;
   for (size_t k = 0; k < inputs.size(); ++k) {
-    Impl::Mpm& m = k < kBufferCount ? im.mpm[k] : im.groups[k - kBufferCount].packet;
+    Impl::Mpm& m = k < kBufferCount  ? im.mpm[k]
+                   : k == seam_input ? im.seam
+                                     : im.groups[k - kBufferCount].packet;
     m.db = dbs[k];
     if (m.db == nullptr) continue;
     if (k < kBufferCount) im.mpm_mask |= uint64_t{1} << k;
     for (const auto& [key, rule_ids] : *inputs[k]) {
       m.rules_of_pattern.push_back(rule_ids);
       distinct.insert(key);
+      if (k == seam_input) im.seam_len.push_back(static_cast<uint16_t>(key.bytes.size()));
     }
     ++st.databases;
     size_t bytes = 0;
@@ -1154,11 +1238,14 @@ std::unique_ptr<Scratch> Detector::NewScratch(std::string* error) const {
   for (const Impl::HeaderGroup& g : impl_->groups) {
     if (g.packet.db != nullptr && !grow(g.packet.db)) return nullptr;
   }
+  if (impl_->seam.db != nullptr && !grow(impl_->seam.db)) return nullptr;
   for (const auto& [p, db] : impl_->pcre_db) {
     if (!grow(db)) return nullptr;
   }
   s->mark.assign(rules_.size(), 0);
+  s->how.assign(rules_.size(), 0);
   s->candidates.reserve(rules_.size());
+  if (impl_->seam.db != nullptr) s->window.resize(kMaxStreamPrefix + 65535);
   s->thresholds.assign(kThresholdSlots, ThresholdSlot{});
   return scratch;
 }
@@ -1173,6 +1260,7 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
     s.generation = 1;
   }
   s.candidates.clear();
+  s.seam_candidates = 0;
   // The header groups that can hold rules for this packet: of its transport's class and, once
   // the flow's protocol is known, of that protocol's (and DCE/RPC's over SMB), the
   // port-independent group and those of its destination and source ports.
@@ -1218,13 +1306,40 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
     hs_scan(m.db, reinterpret_cast<const char*>(data.data()), static_cast<unsigned>(data.size()), 0,
             s.hs, OnPattern, &ctx);
   }
+  // Across the segment boundary: the stream rules' fast patterns over the prefix and the payload's
+  // first bytes (every pattern that fits in the prefix's length + 1 is found when it straddles).
+  const std::span<const uint8_t> prefix = b.stream_prefix();
+  std::optional<Buffers> stream_buffers;  // not built (800 bytes) unless needed
+  if (has_packet && p.transport == Protocol::kTcp && !prefix.empty() &&
+      prefix.size() <= kMaxStreamPrefix && im.seam.db != nullptr && !s.window.empty() &&
+      prefix.size() + packet.size() <= s.window.size()) {
+    const size_t head = std::min(packet.size(), kMaxStreamPrefix);
+    std::memcpy(s.seam.data(), prefix.data(), prefix.size());
+    std::memcpy(s.seam.data() + prefix.size(), packet.data(), head);
+    SeamCtx ctx{&im, &s, prefix.size()};
+    hs_scan(im.seam.db, reinterpret_cast<const char*>(s.seam.data()),
+            static_cast<unsigned>(prefix.size() + head), 0, s.hs, OnSeam, &ctx);
+    if (s.seam_candidates > 0) {
+      std::memcpy(s.window.data(), prefix.data(), prefix.size());
+      std::memcpy(s.window.data() + prefix.size(), packet.data(), packet.size());
+      stream_buffers.emplace(b);
+      stream_buffers->Set(Buffer::kPacket,
+                          std::span<const uint8_t>(s.window.data(), prefix.size() + packet.size()));
+    }
+  }
   std::sort(s.candidates.begin(), s.candidates.end());
+  // A candidate through the buffers is verified on them; one through the seam over prefix +
+  // payload (a rule that is both and matches the payload alone is not verified twice).
+  auto verify = [&](uint32_t r) {
+    return ((s.how[r] & kFromBuffers) != 0 && Verify(r, p, b, bits, s)) ||
+           ((s.how[r] & kFromSeam) != 0 && Verify(r, p, *stream_buffers, bits, s));
+  };
 
   // Suricata's action order (pass, then drop, reject and alert in rule order): a `pass` rule
   // that matches ends the packet's inspection, with no alert (its flowbit actions still apply).
   if (im.has_pass) {
     for (const uint32_t r : s.candidates) {
-      if (!im.info[r].pass || !Verify(r, p, b, bits, s)) continue;
+      if (!im.info[r].pass || !verify(r)) continue;
       BitsApply(im.info[r], bits);
       if (ThresholdAllows(rules_[r], r, p, s)) return 0;
     }
@@ -1232,7 +1347,7 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
   size_t n = 0;
   for (const uint32_t r : s.candidates) {
     const Rule& rule = rules_[r];
-    if (im.info[r].pass || !Verify(r, p, b, bits, s)) continue;
+    if (im.info[r].pass || !verify(r)) continue;
     BitsApply(im.info[r], bits);
     if (!ThresholdAllows(rule, r, p, s)) continue;
     if (!rule.noalert && n < alerts.size()) alerts[n++] = r;

@@ -5,6 +5,9 @@
 // whose fast pattern was seen (or that has none) is verified against all its other conditions:
 // header (protocol, addresses, ports, direction), flow, dsize, flowbits, every content and pcre
 // with its modifiers, then thresholds; `pass` rules first. See docs/rules.md ("Matching").
+// Across TCP segments: given the bytes of the same direction that precede a packet's payload in
+// the stream (Buffers::SetStreamPrefix), a seam database finds the pkt_data fast patterns that
+// straddle the segment boundary, and those rules are verified over prefix + payload.
 //
 // Threads: Detector is immutable once built and may be shared by every worker (an RCU snapshot
 // in the dataplane); Build() runs on a loading thread (it allocates and may take seconds for large
@@ -27,6 +30,8 @@
 namespace vigil::rules {
 
 inline constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kKrb5Sname) + 1;
+// The most stream bytes before a payload an inspection takes (Buffers::SetStreamPrefix).
+inline constexpr size_t kMaxStreamPrefix = 64;
 static_assert(kBufferCount <= 64, "Buffers keeps a 64-bit presence mask");
 
 // A DCE/RPC request as dcerpc.iface / dcerpc.opnum see it: the interface its context was bound
@@ -50,7 +55,13 @@ class Buffers {
   void Clear() noexcept {
     present_ = 0;
     dcerpc_ = nullptr;
+    prefix_ = {};
   }
+  // TCP: the last bytes (at most kMaxStreamPrefix; more are ignored) the same direction of the
+  // flow carried just before the kPacket payload, in stream order. Empty: none known (the first
+  // data, or the payload does not continue the stream in order).
+  void SetStreamPrefix(std::span<const uint8_t> prefix) noexcept { prefix_ = prefix; }
+  std::span<const uint8_t> stream_prefix() const noexcept { return prefix_; }
   void SetDcerpc(const DcerpcInfo* d) noexcept { dcerpc_ = d; }
   const DcerpcInfo* dcerpc() const noexcept { return dcerpc_; }
   bool Has(Buffer b) const noexcept { return (present_ >> static_cast<size_t>(b)) & 1; }
@@ -61,6 +72,7 @@ class Buffers {
   std::array<std::span<const uint8_t>, kBufferCount> spans_{};
   uint64_t present_ = 0;
   const DcerpcInfo* dcerpc_ = nullptr;
+  std::span<const uint8_t> prefix_;
 };
 
 // The packet or transaction being inspected, oriented as it travels (src is the sender).
@@ -88,6 +100,7 @@ struct DetectorStats {
   size_t patterns = 0;        // distinct fast patterns over all buffers
   size_t databases = 0;       // fast-pattern databases (app-layer buffers and header groups)
   size_t header_groups = 0;   // distinct rule groups by transport, direction and port
+  size_t stream_rules = 0;    // rules also matched across TCP segments (in the seam database)
   size_t pcres = 0;           // pcre databases (one per pcre, for verification)
   size_t flowbits = 0;        // distinct flowbit names
   size_t database_bytes = 0;  // Hyperscan database sizes
@@ -133,7 +146,10 @@ class Detector {
   // and one that mixes pkt_data with app-layer buffers matches neither). Writes the indexes of the
   // rules that alert (at most alerts.size(), in rule order; rules with `noalert` never appear) and
   // returns how many. Matching rules also update `bits` (may be null: flowbit conditions then fail
-  // and actions are skipped) and the scratch's threshold state.
+  // and actions are skipped) and the scratch's threshold state. With a stream prefix on a TCP
+  // packet, a stream rule (one with a pkt_data fast pattern and no condition tied to the packet:
+  // no dsize, offset, depth or other absolute position, not tcp-pkt or no_stream) whose fast
+  // pattern straddles the prefix's end is also verified over prefix + payload as one buffer.
   size_t Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, Scratch& scratch,
                  std::span<uint32_t> alerts) const noexcept;
 

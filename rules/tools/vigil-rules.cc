@@ -87,11 +87,11 @@ int Check(int argc, char** argv) {
     }
     std::printf(
         "compiled: %zu rules (%zu with a fast pattern, %zu checked on every inspection), %zu fast "
-        "patterns in %zu databases (%zu header groups), %zu pcres, %zu flowbits, %.1f MB, %s in "
-        "%.0f ms\n",
-        st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups, st.pcres,
-        st.flowbits, st.database_bytes / 1e6, st.from_cache ? "loaded from the cache" : "compiled",
-        st.build_ms);
+        "patterns in %zu databases (%zu header groups), %zu stream rules, %zu pcres, %zu flowbits, "
+        "%.1f MB, %s in %.0f ms\n",
+        st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups,
+        st.stream_rules, st.pcres, st.flowbits, st.database_bytes / 1e6,
+        st.from_cache ? "loaded from the cache" : "compiled", st.build_ms);
     for (const auto& [sid, why] : st.dropped) {
       std::printf("never alerts: sid %u: %s\n", sid, why.c_str());
     }

@@ -7,6 +7,7 @@
 //
 // Built and run by scripts/fuzz.sh (clang, -fsanitize=fuzzer,address,undefined):
 //   rules/lang/*.cc rules/engine/*.cc tests/fuzz/rules_fuzz.cc -lhs -lyaml-cpp
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -94,6 +95,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       p.payload_size = static_cast<uint32_t>(size);
       vigil::rules::FlowBits bits;
       uint32_t alerts[16];
+      Check(det->Inspect(p, b, &bits, *scratch, alerts) <= 16);
+      // The same bytes cut in two as a TCP stream: the first part (its last kMaxStreamPrefix
+      // bytes) as the stream prefix of the rest, through the seam.
+      const size_t cut = size / 2;
+      const size_t keep = std::min(cut, vigil::rules::kMaxStreamPrefix);
+      b.SetStreamPrefix({data + cut - keep, keep});
+      b.Set(vigil::rules::Buffer::kPacket, {data + cut, size - cut});
+      p.payload_size = static_cast<uint32_t>(size - cut);
       Check(det->Inspect(p, b, &bits, *scratch, alerts) <= 16);
     }
   }

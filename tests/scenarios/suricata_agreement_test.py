@@ -2,7 +2,8 @@
 
 1. the classifier on hand-made rules and packets (no engine needed);
 2. both engines on a generated capture and rules written here (needs scapy), one rule per class
-   of difference: each difference must get its class (spans-segments, vigil-rejected:flags,
+   of difference: each difference must get its class (spans-segments: contents further apart than
+   vigil's stream seam, and segments out of order; vigil-rejected:flags,
    flowbit-dependency, app-proto-not-identified, suricata-not-established, suricata-alert-cap,
    vigil-retransmission; with Suricata's stream.midstream=true also
    vigil-midstream-not-established) and the rest must agree, an http_uri rule included;
@@ -95,6 +96,22 @@ def classifier_checks(cs):
              (6, key, client, 132, b"esvc tail", psh)]
     spans, detail = cs.segment_analysis(rule, split, key)
     out.append(("split pattern spans segments", spans and "10.0.0.1:1000" in detail))
+    # Without offset/depth the rule is a stream rule: vigil's seam finds the same split (in
+    # order), so the split no longer explains a difference; out of order it still does.
+    seam = cs.Rule('alert tcp any any -> any 445 (msg:"x"; flow:established,to_server; '
+                   'content:"PSEXESVC"; nocase; sid:2;)', "t.rules", 1)
+    spans, detail = cs.segment_analysis(seam, split, key)
+    out.append(("a split the stream seam finds is not spans-segments",
+                not spans and "seam should find" in detail and "frame 6" in detail))
+    reordered = [(4, key, client, 132, b"esvc tail", psh), (5, key, server, 900, b"ack", psh),
+                 (6, key, client, 100, smb + b"psex", psh)]  # frame numbers are arrival order
+    out.append(("a split across segments out of order spans segments",
+                cs.segment_analysis(seam, reordered, key)[0]))
+    far = [(4, key, client, 100, b"PSEX" + b"z" * 60, psh), (6, key, client, 164, b"ESVC", psh)]
+    chain = cs.Rule('alert tcp any any -> any 445 (msg:"x"; content:"PSEX"; content:"ESVC"; '
+                    'distance:0; sid:3;)', "t.rules", 1)
+    out.append(("contents further apart than the seam span segments",
+                cs.segment_analysis(chain, far, key)[0]))
     whole = [(4, key, client, 100, smb + b"PSEXESVC", psh)]
     spans, detail = cs.segment_analysis(rule, whole, key)
     out.append(("pattern in one packet does not span", not spans and "single packets" in detail))
@@ -166,11 +183,16 @@ SYN_RULES = "".join([
     syn_rule(9100009, 'content:"AGREE-EARLY";'),
     syn_rule(9100030, 'content:"AGREE-ORIG1";'),
     syn_rule(9100031, 'content:"AGREE-RETX1";'),
+    syn_rule(9100032, 'content:"AGREE-CHAIN-HEAD"; content:"AGREE-CHAIN-TAIL"; distance:0;'),
+    syn_rule(9100033, 'content:"AGREE-REORDERED";'),
 ] + [syn_rule(9100010 + i, 'content:"AGREE-CAP";') for i in range(17)])
 SYN_FLOW = "TCP 192.168.1.10:{} <-> 192.168.1.20:{}"
 # (sid, flow, side, class) of every difference; everything else alerts in both engines.
 SYN_EXPECTED = {
-    (9100002, SYN_FLOW.format(40001, 9999), "suricata", "spans-segments"),
+    # Contents 80 bytes apart in two segments, and a pattern split over two segments sent in
+    # reverse order: vigil's seam keeps 58 bytes and follows the stream in order only.
+    (9100032, SYN_FLOW.format(40008, 9994), "suricata", "spans-segments"),
+    (9100033, SYN_FLOW.format(40009, 9993), "suricata", "spans-segments"),
     (9100003, SYN_FLOW.format(40001, 9999), "suricata", "vigil-rejected:flags"),
     (9100005, SYN_FLOW.format(40001, 9999), "suricata", "flowbit-dependency"),
     (9100007, SYN_FLOW.format(40003, 21), "suricata", "app-proto-not-identified"),
@@ -180,9 +202,10 @@ SYN_EXPECTED = {
     # The same sequence numbers sent again with other bytes: Suricata keeps the first copy.
     (9100031, SYN_FLOW.format(40007, 9995), "vigil", "vigil-retransmission"),
 }
-# sid 9100006 (http_uri) alerts in both engines since vigil inspects the HTTP parser's buffers.
+# sid 9100006 (http_uri) alerts in both engines since vigil inspects the HTTP parser's buffers,
+# sid 9100002 (a pattern split over two segments in order) since its stream seam finds it.
 SYN_BOTH = {(9100001, SYN_FLOW.format(40001, 9999)), (9100030, SYN_FLOW.format(40007, 9995)),
-            (9100006, SYN_FLOW.format(40002, 80))} | {
+            (9100006, SYN_FLOW.format(40002, 80)), (9100002, SYN_FLOW.format(40001, 9999))} | {
     (9100010 + i, SYN_FLOW.format(40005, 9997)) for i in range(15)}
 # With stream.midstream=true Suricata takes both midstream flows up as established from their
 # first packet: sid 9100008 alerts in both; sid 9100009, only in the first packet (before the
@@ -268,6 +291,17 @@ def write_synthetic_capture(path):
     frame(r.c, r.s, r.sport, r.dport, "PA", r.cseq, r.sseq, b"AGREE-ORIG1 data\n")
     r.cli(b"AGREE-RETX1 data\n")  # same sequence numbers, other bytes
     r.close()
+    ch = Flow(40008, 9994)
+    ch.cli(b"AGREE-CHAIN-HEAD " + b"z" * 80)
+    ch.cli(b" AGREE-CHAIN-TAIL\n")
+    ch.close()
+    o = Flow(40009, 9993)
+    first, second = b"xx AGREE-REOR", b"DERED yy\n"
+    frame(o.c, o.s, o.sport, o.dport, "PA", o.cseq + len(first), o.sseq, second)
+    frame(o.c, o.s, o.sport, o.dport, "PA", o.cseq, o.sseq, first)
+    o.cseq += len(first) + len(second)
+    frame(o.s, o.c, o.dport, o.sport, "A", o.sseq, o.cseq)
+    o.close()
     wrpcap(path, pkts)
 
 

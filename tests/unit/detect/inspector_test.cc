@@ -62,7 +62,7 @@ class InspectorTest : public ::testing::Test {
   // One packet from client (10.0.0.1:cport) to server (10.0.0.2:sport) or back; returns the
   // number of alerts. Runs the flow table first, as the worker does.
   size_t Packet(uint16_t cport, uint16_t sport, bool to_server, uint8_t flags,
-                const std::string& payload) {
+                const std::string& payload, uint32_t seq = 0) {
     PacketMeta m;
     std::memset(&m, 0, sizeof m);
     SetV4(to_server ? m.src_addr : m.dst_addr, 0x0a000001);
@@ -72,6 +72,7 @@ class InspectorTest : public ::testing::Test {
     m.ip_version = 4;
     m.ip_proto = 6;
     m.tcp_flags = flags;
+    m.tcp_seq = seq;
     frame_.assign(54, 0);
     frame_.insert(frame_.end(), payload.begin(), payload.end());
     m.payload_offset = 54;
@@ -262,6 +263,31 @@ TEST_F(InspectorTest, AlertsThatDoNotFitTheRingAreCountedLost) {
   EXPECT_EQ(c.alerts, 40u);
   EXPECT_GT(c.alerts_lost, 0u);
   EXPECT_LT(c.alerts_lost, 40u);
+}
+
+// A pattern split across two TCP segments alerts on the second when it continues the stream in
+// order (its sequence number is where the first ended), as one alert of the rule; not on a
+// retransmission of the second, nor after a gap, nor across the two directions.
+TEST_F(InspectorTest, PatternSplitAcrossInOrderSegments) {
+  Handshake(40010, 9999);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "aaaa VIGI", 1001), 0u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "LTEST bb", 1010), 1u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "LTEST bb", 1010), 0u);  // retransmitted
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "VIG", 1018), 0u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "IL", 1021), 0u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "TEST", 1023), 1u);  // over three segments
+  std::vector<std::string> events = Events();
+  ASSERT_EQ(events.size(), 2u);
+  for (const std::string& e : events) EXPECT_TRUE(Has(e, "\"signature_id\":1001")) << e;
+  EXPECT_EQ(inspector_->counters().stream_continued, 4u);  // all but the first and the resend
+  // A gap (1100 is not where the stream was) gives no prefix; the stream goes on from there.
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "VIGIL", 1100), 0u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "TEST", 1200), 0u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "VIGIL", 1204), 0u);
+  // The other direction has a stream of its own: the reply's bytes do not continue this one.
+  EXPECT_EQ(Packet(40010, 9999, false, kPsh | kAck, "xxTEST", 5000), 0u);
+  EXPECT_EQ(Packet(40010, 9999, true, kPsh | kAck, "TEST", 1209), 1u);
+  EXPECT_EQ(Events().size(), 1u);
 }
 
 TEST(DetectLoadTest, ReportsSummaryAndUnreadableFiles) {

@@ -613,6 +613,70 @@ TEST(DetectState, PassRuleEndsThePacketsInspection) {
   EXPECT_EQ(sids("later", 80, &bits), std::vector<uint32_t>({4}));  // the pass rule's flowbit
 }
 
+// Across TCP segments: with the bytes the direction carried before the payload (the stream
+// prefix), a stream rule whose fast pattern straddles the boundary is verified over prefix +
+// payload; rules tied to the packet (depth, dsize, an anchored pcre, tcp-pkt, UDP) are not; a
+// pattern seen whole in the prefix does not alert again, and a payload match is unchanged.
+TEST(DetectStream, PatternSplitAcrossSegments) {
+  std::vector<Rule> rules;
+  rules.push_back(
+      Parse("alert tcp any any -> any any (msg:\"s\"; content:\"EVILPATTERN\"; sid:1;)"));
+  rules.push_back(
+      Parse("alert tcp any any -> any any (msg:\"d\"; content:\"EVILPATTERN\"; depth:20; sid:2;)"));
+  rules.push_back(
+      Parse("alert tcp any any -> any any (msg:\"c\"; content:\"WOLF\"; content:\"EVILPATTERN\"; "
+            "distance:0; sid:3;)"));
+  rules.push_back(
+      Parse("alert udp any any -> any any (msg:\"u\"; content:\"EVILPATTERN\"; sid:4;)"));
+  rules.push_back(
+      Parse("alert tcp any any -> any any (msg:\"z\"; content:\"EVILPATTERN\"; dsize:>0; sid:5;)"));
+  rules.push_back(
+      Parse("alert tcp any any -> any any (msg:\"a\"; content:\"EVILPATTERN\"; pcre:\"/^EVIL/\"; "
+            "sid:6;)"));
+  rules.push_back(
+      Parse("alert tcp-pkt any any -> any any (msg:\"p\"; content:\"EVILPATTERN\"; sid:7;)"));
+  rules.push_back(Parse(
+      "alert tcp any any -> any any (msg:\"n\"; flow:no_stream; content:\"EVILPATTERN\"; sid:8;)"));
+  rules.push_back(
+      Parse("alert tcp any any -> any any (msg:\"w\"; content:\"DOG\"; content:\"EVILPATTERN\"; "
+            "within:20; sid:9;)"));
+  Many m(std::move(rules));
+  ASSERT_NE(m.det, nullptr);
+  EXPECT_EQ(m.stats.stream_rules, 3u);  // sids 1, 3 and 9
+  auto sids = [&](const std::string& prefix, const std::string& payload,
+                  Protocol transport = Protocol::kTcp) {
+    Buffers b;
+    b.Set(Buffer::kPacket, Bytes(payload));
+    b.SetStreamPrefix(Bytes(prefix));
+    PacketMeta p = One::Meta();
+    p.transport = transport;
+    p.payload_size = static_cast<uint32_t>(payload.size());
+    return m.Sids(p, b);
+  };
+  using V = std::vector<uint32_t>;
+  // Split: found only with the prefix, and only by the stream rules (9: DOG too far back).
+  EXPECT_EQ(sids("", "TTERN and more"), V());
+  EXPECT_EQ(sids("...WOLF..EVILPA", "TTERN and more"), V({1, 3}));
+  EXPECT_EQ(sids("DOG............EVILPA", "TTERN"), V({1}));
+  EXPECT_EQ(sids("DOG...EVILPA", "TTERN"), V({1, 9}));
+  EXPECT_EQ(sids("...WOLF..EVILPA", "TTERN", Protocol::kUdp), V());  // no stream for UDP
+  // The pattern's first byte is the prefix's last one, or its first byte the prefix's first.
+  EXPECT_EQ(sids("EVILPATTER", "N"), V({1}));
+  EXPECT_EQ(sids(std::string(kMaxStreamPrefix - 4, 'x') + "EVIL", "PATTERN"), V({1}));
+  // A prefix longer than kMaxStreamPrefix is ignored, not read past.
+  EXPECT_EQ(sids(std::string(kMaxStreamPrefix - 3, 'x') + "EVIL", "PATTERN"), V());
+  // Whole in the prefix: it alerted with its own packet, not again.
+  EXPECT_EQ(sids("..EVILPATTERN..", "zzz"), V());
+  // Whole in the payload: every rule as before, once, whatever the prefix holds.
+  EXPECT_EQ(sids("EVILPATTERN.WOLF", "EVILPATTERN"), V({1, 2, 5, 6, 7, 8}));
+  EXPECT_EQ(sids("", "EVILPATTERN"), V({1, 2, 5, 6, 7, 8}));
+  // Matches() (no prefilter) still looks at the payload alone.
+  Buffers b;
+  b.Set(Buffer::kPacket, Bytes("TTERN"));
+  b.SetStreamPrefix(Bytes("EVILPA"));
+  EXPECT_FALSE(m.det->Matches(0, One::Meta(), b, nullptr, *m.scratch));
+}
+
 // The whole ET Open 2019 set: it compiles, and the numbers are printed.
 TEST(DetectEtOpen, BuildsTheWholeSet) {
   const std::string dir = std::string(VIGIL_SOURCE_DIR) + "/../shared/data/rules/et-open-2019";
@@ -648,13 +712,14 @@ TEST(DetectEtOpen, BuildsTheWholeSet) {
   std::filesystem::remove_all(cache);
   std::printf(
       "ET Open 2019: %zu rules, %zu prefiltered, %zu always checked, %zu fast patterns in %zu "
-      "databases (%zu header groups), %zu pcre databases, %zu flowbits, %zu dropped, %.1f MB of "
-      "databases, built in "
-      "%.0f ms\n",
-      st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups, st.pcres,
-      st.flowbits, st.dropped.size(), st.database_bytes / 1e6, st.build_ms);
-  EXPECT_EQ(st.rules, n);            // no flowbit overflow in ET Open
-  EXPECT_LE(st.dropped.size(), 5u);  // pcres Hyperscan refuses only at full compile
+      "databases (%zu header groups), %zu stream rules, %zu pcre databases, %zu flowbits, %zu "
+      "dropped, %.1f MB of databases, built in %.0f ms\n",
+      st.rules, st.prefiltered, st.always, st.patterns, st.databases, st.header_groups,
+      st.stream_rules, st.pcres, st.flowbits, st.dropped.size(), st.database_bytes / 1e6,
+      st.build_ms);
+  EXPECT_GT(st.stream_rules, 1000u);  // most pkt_data rules are not tied to one packet
+  EXPECT_EQ(st.rules, n);             // no flowbit overflow in ET Open
+  EXPECT_LE(st.dropped.size(), 5u);   // pcres Hyperscan refuses only at full compile
   EXPECT_GT(st.prefiltered, st.rules * 9 / 10);
   auto scratch = det->NewScratch(&err);
   ASSERT_NE(scratch, nullptr) << err;
