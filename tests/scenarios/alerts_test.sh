@@ -3,16 +3,14 @@
 # with detect enabled; the EVE alert events have the right sids, counts and packet-oriented
 # addresses, flowbits carry within a flow and not across flows, rules for another port or
 # protocol stay silent, rules on the HTTP and DNS parsers' buffers alert once on their message
-# with its metadata, the flow events say alerted, and --check reports the rule count.
+# with its metadata, a pattern split over two TCP segments alerts once (the stream seam), the flow
+# events say alerted, and --check reports the rule count.
 set -uo pipefail
 build=${1:?usage: alerts_test.sh BUILD_DIR}
 if ! /usr/bin/python3 -c "import scapy" 2>/dev/null; then echo "SKIP: scapy missing"; exit 77; fi
 tmp=$(mktemp -d /tmp/vigil-alerts.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"  # check, pass, fail
 
 SCENARIOS=$(dirname "$0") /usr/bin/python3 - "$tmp/alerts.pcap" <<'PY'
 import os, sys
@@ -40,6 +38,9 @@ tcp_flow("10.1.0.7", "10.1.0.8", 40004, 80,
 from scapy.all import DNS, DNSQR
 add(E()/IP(src="10.1.0.9", dst="10.1.0.10")/UDP(sport=5353, dport=53)
     / DNS(id=7, rd=1, qd=DNSQR(qname="Evil.Example.com")))
+# Flow F: a pattern split over two in-order segments to the server.
+tcp_flow("10.1.0.11", "10.1.0.12", 40005, 8888,
+         [(True, b"xx SPLIT-PAT"), (True, b"TERN-VIGIL yy")])
 cap.write(sys.argv[1])
 PY
 
@@ -54,6 +55,7 @@ alert tcp any any -> any 80 (msg:"VIGIL wrong port"; content:"VIGILTEST"; sid:10
 alert http any any -> any any (msg:"VIGIL http uri and host"; flow:established,to_server; http.uri; content:"/vigil-admin"; http.host; content:"www.example.com"; sid:1000010; rev:1;)
 alert http any any -> any any (msg:"VIGIL http status and body"; flow:to_client; http.stat_code; content:"200"; file_data; content:"secret"; sid:1000011; rev:1;)
 alert dns any any -> any any (msg:"VIGIL dns query"; dns.query; content:"evil.example"; nocase; sid:1000012; rev:1;)
+alert tcp any any -> any 8888 (msg:"VIGIL split pattern"; flow:to_server,established; content:"SPLIT-PATTERN-VIGIL"; sid:1000013; rev:1;)
 alert tcp any any -> any any (msg:"VIGIL bad rule"; content:"x"; byte_math:bytes 1,offset 0,oper +,rvalue 1,result y; sid:1000007;)
 EOF
 cat >"$tmp/vigil.yaml" <<EOF
@@ -74,12 +76,12 @@ EOF
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --check >"$tmp/check.out" 2>&1
 check "--check reports the rules loaded and rejected" \
-  grep -q "^detect: 9 loaded, 1 rejected" "$tmp/check.out" || cat "$tmp/check.out"
+  grep -q "^detect: 10 loaded, 1 rejected" "$tmp/check.out" || cat "$tmp/check.out"
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --pcap-in "$tmp/alerts.pcap" \
   --eve "$tmp/eve.json" >"$tmp/counters.json" 2>"$tmp/stderr.log"
 check "replay exits 0" test $? -eq 0
-check "start-up prints the summary" grep -q "detect: 9 loaded, 1 rejected" "$tmp/stderr.log"
+check "start-up prints the summary" grep -q "detect: 10 loaded, 1 rejected" "$tmp/stderr.log"
 
 check "alert events" /usr/bin/python3 - "$tmp/eve.json" "$tmp/counters.json" <<'PY'
 import json, sys
@@ -119,7 +121,7 @@ expect("no alert for the other protocol, the other port or the rejected rule",
        not ({1000005, 1000006, 1000007} & set(by_sid)))
 flows = {e["flow_id"]: e for e in events if e["event_type"] == "flow"}
 alerted = sorted(f["src_port"] for f in flows.values() if f["flow"]["alerted"])
-expect(f"flows alerted: {alerted}", alerted == [5353, 5555, 40001, 40004])
+expect(f"flows alerted: {alerted}", alerted == [5353, 5555, 40001, 40004, 40005])
 # App-layer messages: each rule once, on its message, with the message's metadata.
 h = by_sid.get(1000010, [])
 expect("1000010 once, to the server, with the request's http metadata",
@@ -137,10 +139,15 @@ expect("1000012 once, with the query name",
        len(q) == 1 and q[0].get("dns", {}).get("query", [{}])[0].get("rrname") ==
        "Evil.Example.com")
 expect("packet alerts carry no message metadata", "http" not in a1 and "dns" not in a1)
+sp = by_sid.get(1000013, [])
+expect("1000013 once, on the segment that completes the split pattern",
+       len(sp) == 1 and sp[0]["src_port"] == 40005 and sp[0]["direction"] == "to_server"
+       and sp[0].get("pcap_cnt") == 39)  # flow F's second data segment (34 packets before F)
 d = counters.get("detect", {})
-expect(f"counters {d}", d.get("rules_loaded") == 9 and d.get("alerts") == 8
-       and d.get("alerts_lost") == 0 and d.get("inspected") == 10
-       and d.get("transactions") == 3)
+# stream_continued: flow A's second request and flow F's second segment continue their stream.
+expect(f"counters {d}", d.get("rules_loaded") == 10 and d.get("alerts") == 9
+       and d.get("alerts_lost") == 0 and d.get("inspected") == 12
+       and d.get("stream_continued") == 2 and d.get("transactions") == 3)
 sys.exit(0 if ok else 1)
 PY
 

@@ -23,10 +23,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"  # check, pass, fail
 /usr/bin/python3 "$root/tests/gen/respond.py" "$tmp/capture.pcap" >/dev/null
 
 rule() {  # rule SID: an SMB2 request toward port 445

@@ -12,10 +12,7 @@ build=${1:?usage: inline_actions_test.sh BUILD_DIR}
 if ! /usr/bin/python3 -c "import scapy" 2>/dev/null; then echo "SKIP: scapy missing"; exit 77; fi
 tmp=$(mktemp -d /tmp/vigil-inline.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"  # check, pass, fail
 
 SCENARIOS=$(dirname "$0") /usr/bin/python3 - "$tmp/in.pcap" <<'PY'
 import os, sys

@@ -17,10 +17,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 if ! /usr/bin/python3 -c "import scapy" 2>/dev/null; then echo "SKIP: scapy missing"; exit 77; fi
 tmp=$(mktemp -d /tmp/vigil-respond.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"  # check, pass, fail
 /usr/bin/python3 "$root/tests/gen/respond.py" "$tmp/respond.pcap" >"$tmp/info.json"
 for mode in autonomous confirm; do
   mkdir -p "$tmp/models-$mode"

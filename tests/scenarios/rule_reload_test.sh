@@ -27,10 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM
-pass=0 fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"  # check, pass, fail
 packets=1000 pps=100
 
 /usr/bin/python3 - "$tmp/reload.pcap" "$packets" <<'PY'

@@ -8,10 +8,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not installed"; exit 77; }
 tmp=$(mktemp -d /tmp/vigil-units.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"  # check, pass, fail
 for u in vigil-dataplane vigil-control; do
   sed "s|/usr/bin/vigil-dataplane|$build/dataplane/vigil-dataplane|g; s|/usr/bin/vigil-control|$build/control/vigil-control|g" \
     "$root/config/systemd/$u.service" >"$tmp/$u.service"
