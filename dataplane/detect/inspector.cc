@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -15,6 +16,7 @@
 #include "dataplane/proto/event.h"
 #include "rules/lang/classification.h"
 #include "rules/lang/loader.h"
+#include "rules/lang/text.h"
 
 namespace vigil::dp {
 
@@ -331,13 +333,12 @@ void WriteMessageMetadata(proto::JsonWriter& w, const rules::Buffers& b) noexcep
     put("http_method", Buffer::kHttpMethod);
     put("protocol", Buffer::kHttpProtocol);
     if (b.Has(Buffer::kHttpStatCode)) {
+      const std::span<const uint8_t> code = b.Get(Buffer::kHttpStatCode);
       uint64_t status = 0;
-      bool digits = !b.Get(Buffer::kHttpStatCode).empty();
-      for (const uint8_t c : b.Get(Buffer::kHttpStatCode)) {
-        digits = digits && c >= '0' && c <= '9';
-        status = status * 10 + (c - '0');
+      if (rules::ParseUint({reinterpret_cast<const char*>(code.data()), code.size()}, UINT32_MAX,
+                           &status)) {
+        w.Uint("status", status);
       }
-      if (digits) w.Uint("status", status);
     }
     w.ObjectEnd();
   }

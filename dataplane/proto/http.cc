@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "dataplane/proto/spnego.h"
+#include "rules/lang/text.h"
 
 namespace vigil::proto {
 
@@ -295,12 +296,6 @@ bool Put(uint8_t* region, size_t cap, uint16_t* len, Bytes b) {
 
 Bytes Lit(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
-int HexValue(uint8_t c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = Lower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 // Removes "." and ".." segments from the path p[0, n) in place (RFC 3986 5.2.4); returns the
 // new length.
 size_t RemoveDotSegments(uint8_t* p, size_t n) {
@@ -342,8 +337,8 @@ size_t NormalizeUri(Bytes uri, uint8_t* out, size_t cap) {
   size_t n = 0;
   for (size_t i = 0; i < q && n < cap; ++i) {
     int hi, lo;
-    if (uri[i] == '%' && i + 2 < q && (hi = HexValue(uri[i + 1])) >= 0 &&
-        (lo = HexValue(uri[i + 2])) >= 0) {
+    if (uri[i] == '%' && i + 2 < q && (hi = rules::HexDigitValue(uri[i + 1])) >= 0 &&
+        (lo = rules::HexDigitValue(uri[i + 2])) >= 0) {
       out[n++] = static_cast<uint8_t>(hi << 4 | lo);
       i += 2;
     } else {

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "rules/lang/text.h"
+
 namespace vigil::rules {
 
 // ---------------------------------------------------------------------------------------------
@@ -100,19 +102,9 @@ bool ReadNumber(const ByteRead& r, std::span<const uint8_t> buf, int64_t cursor,
     size_t i = 0, digits = 0;
     while (i < r.nbytes && (p[i] == ' ' || p[i] == '\t')) ++i;
     for (; i < r.nbytes; ++i) {
-      unsigned d;
-      const uint8_t c = p[i];
-      if (c >= '0' && c <= '9') {
-        d = c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        d = c - 'a' + 10;
-      } else if (c >= 'A' && c <= 'F') {
-        d = c - 'A' + 10;
-      } else {
-        break;
-      }
-      if (d >= base) break;
-      v = v * base + d;
+      const int d = HexDigitValue(p[i]);
+      if (d < 0 || static_cast<unsigned>(d) >= base) break;
+      v = v * base + static_cast<unsigned>(d);
       ++digits;
     }
     if (digits == 0) return false;

@@ -274,13 +274,6 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
   return out;
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 struct Option {
   std::string_view name;
   std::string_view value;
@@ -578,7 +571,7 @@ class Parser {
       }
       if (hex) {
         if (ch == ' ' || ch == '\t') continue;
-        const int d = HexDigit(ch);
+        const int d = HexDigitValue(ch);
         if (d < 0) return Fail(n, std::string("bad hex digit '") + ch + "'");
         if (pending < 0) {
           pending = d;
@@ -983,7 +976,7 @@ class Parser {
       if (hex) m.remove_prefix(2);
       bool ok = !m.empty();
       for (const char c : m) {
-        const int d = hex ? HexDigit(c) : (c >= '0' && c <= '9' ? c - '0' : -1);
+        const int d = hex ? HexDigitValue(c) : (c >= '0' && c <= '9' ? c - '0' : -1);
         ok = ok && d >= 0 && x <= (UINT64_MAX >> 4);
         x = x * (hex ? 16 : 10) + static_cast<uint64_t>(d < 0 ? 0 : d);
       }
@@ -1067,8 +1060,8 @@ class Parser {
       value.remove_prefix(2);
       bool ok = !value.empty() && value.size() <= 16;
       for (const char c : value) {
-        ok = ok && HexDigit(c) >= 0;
-        x = x << 4 | static_cast<uint64_t>(HexDigit(c) < 0 ? 0 : HexDigit(c));
+        ok = ok && HexDigitValue(c) >= 0;
+        x = x << 4 | static_cast<uint64_t>(HexDigitValue(c) < 0 ? 0 : HexDigitValue(c));
       }
       if (!ok) return Fail(n, "bad value");
       t.value = x;
@@ -1223,7 +1216,7 @@ class Parser {
     const std::string_view uuid = parts[0];
     bool ok = uuid.size() == 36;
     for (size_t i = 0; ok && i < uuid.size(); ++i) {
-      ok = (i == 8 || i == 13 || i == 18 || i == 23) ? uuid[i] == '-' : HexDigit(uuid[i]) >= 0;
+      ok = (i == 8 || i == 13 || i == 18 || i == 23) ? uuid[i] == '-' : HexDigitValue(uuid[i]) >= 0;
     }
     if (!ok) return Fail(n, "expected a UUID 12345678-1234-1234-1234-123456789abc");
     for (char ch : uuid) {

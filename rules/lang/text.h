@@ -14,6 +14,14 @@ inline std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// The value of one hexadecimal digit (either case), -1 for any other byte.
+inline int HexDigitValue(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // A decimal number (blanks around it allowed) no larger than `max`; false otherwise.
 inline bool ParseUint(std::string_view s, uint64_t max, uint64_t* out) {
   s = Trim(s);
