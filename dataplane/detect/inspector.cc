@@ -14,6 +14,7 @@
 #include "dataplane/export/event_record.h"
 #include "dataplane/proto/bytes.h"
 #include "dataplane/proto/event.h"
+#include "dataplane/proto/krb5.h"
 #include "rules/lang/classification.h"
 #include "rules/lang/loader.h"
 #include "rules/lang/text.h"
@@ -400,6 +401,26 @@ void WriteMessageMetadata(proto::JsonWriter& w, const rules::Buffers& b) noexcep
       w.Uint("version", d->version);
       w.ObjectEnd();
       w.ArrayEnd();
+    }
+    w.ObjectEnd();
+  }
+  if (const rules::Krb5Info* k = b.krb5()) {
+    w.ObjectBegin("krb5");
+    if (const char* type = proto::Krb5MsgTypeName(k->msg_type)) w.Str("msg_type", type);
+    put("cname", Buffer::kKrb5Cname);
+    put("sname", Buffer::kKrb5Sname);
+    if (k->error_code != -1) {
+      if (const char* e = proto::Krb5ErrorName(k->error_code)) {
+        w.Str("error_code", e);  // as the krb5 event spells it
+      } else {
+        w.Int("error_code", k->error_code);
+      }
+    }
+    if (k->ticket_etype != -1) {
+      if (const char* etype = proto::Krb5EtypeName(k->ticket_etype)) {
+        w.Str("ticket_encryption", etype);
+      }
+      w.Bool("ticket_weak_encryption", proto::Krb5EtypeIsWeak(k->ticket_etype));
     }
     w.ObjectEnd();
   }

@@ -5,6 +5,8 @@
 #include <string_view>
 
 #include "dataplane/proto/asn1.h"
+#include "rules/engine/detect.h"
+#include "rules/lang/krb5_etype.h"
 
 namespace vigil::proto {
 namespace {
@@ -474,78 +476,7 @@ const char* Krb5MsgTypeShortName(uint8_t t) noexcept {
 }
 
 // The spellings of Suricata's Kerberos library (IANA Kerberos parameters).
-const char* Krb5EtypeName(int32_t e) noexcept {
-  switch (e) {
-    case 1:
-      return "des-cbc-crc";
-    case 2:
-      return "des-cbc-md4";
-    case 3:
-      return "des-cbc-md5";
-    case 5:
-      return "des3-cbc-md5";
-    case 7:
-      return "des3-cbc-sha1";
-    case 9:
-      return "dsaWithSHA1-CmsOID";
-    case 10:
-      return "md5WithRSAEncryption-CmsOID";
-    case 11:
-      return "sha1WithRSAEncryption-CmsOID";
-    case 12:
-      return "rc2CBC-EnvOID";
-    case 13:
-      return "rsaEncryption-EnvOID";
-    case 14:
-      return "rsaES-OAEP-ENV-OID";
-    case 15:
-      return "des-ede3-cbc-Env-OID";
-    case 16:
-      return "des3-cbc-sha1-kd";
-    case 17:
-      return "aes128-cts-hmac-sha1-96";
-    case 18:
-      return "aes256-cts-hmac-sha1-96";
-    case 19:
-      return "aes128-cts-hmac-sha256-128";
-    case 20:
-      return "aes256-cts-hmac-sha384-192";
-    case 23:
-      return "rc4-hmac";
-    case 24:
-      return "rc4-hmac-exp";
-    case 25:
-      return "camellia128-cts-cmac";
-    case 26:
-      return "camellia256-cts-cmac";
-    case 65:
-      return "subkey-keymaterial";
-    case -128:
-      return "rc4-md4";
-    case -129:
-      return "rc4-plain2";
-    case -130:
-      return "rc4-lm";
-    case -131:
-      return "rc4-sha";
-    case -132:
-      return "des-plain";
-    case -133:
-      return "rc4-hmac-OLD";
-    case -134:
-      return "rc4-plain-OLD";
-    case -135:
-      return "rc4-hmac-OLD-exp";
-    case -136:
-      return "rc4-plain-OLD-exp";
-    case -140:
-      return "rc4-plain";
-    case -141:
-      return "rc4-plain-exp";
-    default:
-      return nullptr;
-  }
-}
+const char* Krb5EtypeName(int32_t e) noexcept { return rules::Krb5EtypeName(e); }
 
 void AppendKrb5Etype(int32_t etype, TextBuilder& t) noexcept {
   if (const char* n = Krb5EtypeName(etype)) {
@@ -557,19 +488,7 @@ void AppendKrb5Etype(int32_t etype, TextBuilder& t) noexcept {
   t.Append(')');
 }
 
-bool Krb5EtypeIsWeak(int32_t e) noexcept {
-  switch (e) {
-    case 17:
-    case 18:
-    case 19:
-    case 20:
-    case 25:
-    case 26:
-      return false;
-    default:
-      return true;
-  }
-}
+bool Krb5EtypeIsWeak(int32_t e) noexcept { return rules::Krb5EtypeIsWeak(e); }
 
 const char* Krb5ErrorName(int32_t c) noexcept {
   switch (c) {
@@ -990,7 +909,33 @@ void Krb5Parser::FlushPending(EventSink& sink) noexcept {
   Emit(pending_dir_, pending_, nullptr, sink);
 }
 
+namespace {
+
+// The signature engine (krb5.cname, krb5.sname, krb5.ticket_encryption, krb5_msg_type,
+// krb5_err_code): AS/TGS requests and replies and errors, on the packet that completes them.
+// The names are whole ("part/part"), where Suricata matches each part on its own.
+void InspectKrb5(Direction dir, const Krb5Message& m, EventSink& sink) noexcept {
+  auto bytes = [](std::string_view v) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size());
+  };
+  rules::Buffers b;
+  if (!m.cname.empty()) b.Set(rules::Buffer::kKrb5Cname, bytes(m.cname.view()));
+  if (!m.sname.empty()) b.Set(rules::Buffer::kKrb5Sname, bytes(m.sname.view()));
+  rules::Krb5Info info;
+  info.msg_type = m.msg_type;
+  info.ticket_etype = m.ticket_etype;
+  info.error_code = m.error_code;
+  b.SetKrb5(&info);
+  if (b.mask() != 0) sink.Inspect(dir, b);
+}
+
+}  // namespace
+
 void Krb5Parser::OnMessage(Direction dir, const Krb5Message& m, EventSink& sink) noexcept {
+  if (sink.inspecting() && (m.msg_type == kAsReq || m.msg_type == kTgsReq || m.msg_type == kAsRep ||
+                            m.msg_type == kTgsRep || m.msg_type == kKrbError)) {
+    InspectKrb5(dir, m, sink);
+  }
   switch (m.msg_type) {
     case kAsReq:
     case kTgsReq:

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "rules/lang/krb5_etype.h"
 #include "rules/lang/text.h"
 
 namespace vigil::rules {
@@ -1038,6 +1039,10 @@ std::shared_ptr<const Detector> Detector::Build(std::vector<Rule> rules, std::st
       info.needs |= uint64_t{1} << static_cast<size_t>(Buffer::kDcerpcStubData);
     }
     if (r.dcerpc_iface) info.dcerpc_uuid = UuidWire(r.dcerpc_iface->uuid);
+    // The Kerberos keywords are conditions on a message, which comes with krb5.sname.
+    if (r.krb5_ticket_encryption || r.krb5_msg_type || r.krb5_err_code) {
+      info.needs |= uint64_t{1} << static_cast<size_t>(Buffer::kKrb5Sname);
+    }
     if (r.urilen) {
       info.needs |=
           uint64_t{1} << static_cast<size_t>(r.urilen_raw ? Buffer::kHttpRawUri : Buffer::kHttpUri);
@@ -1379,6 +1384,22 @@ bool DcerpcMatches(const Rule& rule, const RuleInfo& info, const DcerpcInfo* d) 
   return true;
 }
 
+bool Krb5Matches(const Rule& rule, const Krb5Info* k) noexcept {
+  if (!rule.krb5_ticket_encryption && !rule.krb5_msg_type && !rule.krb5_err_code) return true;
+  if (k == nullptr) return false;
+  if (rule.krb5_msg_type && k->msg_type != *rule.krb5_msg_type) return false;
+  if (rule.krb5_err_code && k->error_code != *rule.krb5_err_code) return false;
+  if (const auto& e = rule.krb5_ticket_encryption) {
+    if (k->ticket_etype == -1) return false;
+    if (e->weak) {
+      if (Krb5EtypeIsWeak(k->ticket_etype) == e->negated) return false;
+    } else if (std::find(e->etypes.begin(), e->etypes.end(), k->ticket_etype) == e->etypes.end()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool Detector::Verify(uint32_t r, const PacketMeta& p, const Buffers& b, const FlowBits* bits,
@@ -1395,6 +1416,7 @@ bool Detector::Verify(uint32_t r, const PacketMeta& p, const Buffers& b, const F
   }
   if (!HeaderMatches(rule, p)) return false;
   if (!DcerpcMatches(rule, info, b.dcerpc())) return false;
+  if (!Krb5Matches(rule, b.krb5())) return false;
   if (!BitsTest(info, bits)) return false;
   HsPcre pcre(im, s.hs);
   for (const Group& g : info.groups) {

@@ -43,6 +43,15 @@ struct DcerpcInfo {
   uint16_t opnum = 0;
 };
 
+// A Kerberos message as krb5.ticket_encryption, krb5_msg_type and krb5_err_code see it. A message
+// gives it with its kKrb5Sname buffer (every AS/TGS request and reply and KRB-ERROR names its
+// server), which rules with these keywords need.
+struct Krb5Info {
+  uint8_t msg_type = 0;       // 10 AS-REQ, 11 AS-REP, 12 TGS-REQ, 13 TGS-REP, 30 KRB-ERROR
+  int32_t ticket_etype = -1;  // the ticket's enc-part etype (a REP), -1 when absent
+  int32_t error_code = -1;    // KRB-ERROR, -1 when absent
+};
+
 // The bytes one inspection sees, per buffer. A buffer that is not set is absent: a rule that
 // needs it does not match. The spans must stay valid during Inspect(). A DCE/RPC request also
 // gives kDcerpcStubData (possibly empty) and its DcerpcInfo.
@@ -55,8 +64,11 @@ class Buffers {
   void Clear() noexcept {
     present_ = 0;
     dcerpc_ = nullptr;
+    krb5_ = nullptr;
     prefix_ = {};
   }
+  void SetKrb5(const Krb5Info* k) noexcept { krb5_ = k; }
+  const Krb5Info* krb5() const noexcept { return krb5_; }
   // TCP: the last bytes (at most kMaxStreamPrefix; more are ignored) the same direction of the
   // flow carried just before the kPacket payload, in stream order. Empty: none known (the first
   // data, or the payload does not continue the stream in order).
@@ -72,6 +84,7 @@ class Buffers {
   std::array<std::span<const uint8_t>, kBufferCount> spans_{};
   uint64_t present_ = 0;
   const DcerpcInfo* dcerpc_ = nullptr;
+  const Krb5Info* krb5_ = nullptr;
   std::span<const uint8_t> prefix_;
 };
 

@@ -231,6 +231,14 @@ struct DetectionFilter {
   uint32_t seconds = 0;
 };
 
+// krb5.ticket_encryption: the ticket's etype is weak (`weak`), not weak (`!weak`), or one of
+// `etypes` (numbers or Suricata's names).
+struct Krb5TicketEncryption {
+  bool weak = false;
+  bool negated = false;  // with weak only
+  std::vector<int32_t> etypes;
+};
+
 struct DcerpcIface {
   std::string uuid;  // lower case, 8-4-4-4-12
   enum class VersionOp : uint8_t { kNone, kLt, kGt, kEq, kNe } op = VersionOp::kNone;
@@ -277,6 +285,10 @@ struct Rule {
   std::optional<DetectionFilter> detection_filter;
   std::optional<DcerpcIface> dcerpc_iface;
   std::vector<std::pair<uint16_t, uint16_t>> dcerpc_opnums;  // inclusive ranges
+  // Kerberos messages (krb5.ticket_encryption, krb5_msg_type, krb5_err_code).
+  std::optional<Krb5TicketEncryption> krb5_ticket_encryption;
+  std::optional<uint8_t> krb5_msg_type;
+  std::optional<int32_t> krb5_err_code;
 
   // Where it came from.
   std::string file;

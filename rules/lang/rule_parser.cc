@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/lang/krb5_etype.h"
 #include "rules/lang/text.h"
 
 namespace vigil::rules {
@@ -217,7 +218,6 @@ constexpr std::array<std::string_view, 71> kUnsupportedKeywords = {
     "tls.version",
     "tls.subject",
     "tls.issuerdn",
-    "tls.fingerprint",
     "tls.store",
     "tls_cert_notbefore",
     "tls_cert_notafter",
@@ -504,6 +504,24 @@ class Parser {
     if (n == "byte_jump") return needs_value() && ParseByteJump(o.value);
     if (n == "threshold" || n == "detection_filter") {
       return needs_value() && ParseThreshold(n, o.value);
+    }
+    if (n == "tls.fingerprint") return needs_value() && ParseTlsFingerprint(o.value);
+    if (n == "krb5.ticket_encryption") return needs_value() && ParseKrb5Encryption(n, o.value);
+    if (n == "krb5_msg_type" || n == "krb5.msg_type") {
+      uint64_t v = 0;
+      if (!needs_value()) return false;
+      if (rule_.krb5_msg_type) return Fail(n, "specified twice");
+      if (!ParseUint(o.value, 255, &v)) return Fail(n, "expected a message type (0..255)");
+      rule_.krb5_msg_type = static_cast<uint8_t>(v);
+      return true;
+    }
+    if (n == "krb5_err_code" || n == "krb5.err_code") {
+      uint64_t v = 0;
+      if (!needs_value()) return false;
+      if (rule_.krb5_err_code) return Fail(n, "specified twice");
+      if (!ParseUint(o.value, INT32_MAX, &v)) return Fail(n, "expected an error code");
+      rule_.krb5_err_code = static_cast<int32_t>(v);
+      return true;
     }
     if (n == "dcerpc.iface" || n == "dce_iface") return needs_value() && ParseIface(n, o.value);
     if (n == "dcerpc.opnum" || n == "dce_opnum") return needs_value() && ParseOpnum(n, o.value);
@@ -906,6 +924,42 @@ class Parser {
     return ParseSize(n, parts[0], &rule_.urilen);
   }
 
+  // tls.fingerprint:"aa:bb:...": the server certificate's SHA-1 fingerprint equals the string,
+  // case-insensitively (Suricata's legacy keyword). Kept as what it means on the
+  // tls.cert_fingerprint buffer: the string, nocase, at its start (depth = its length), and no
+  // byte after it (isdataat:!1,relative). The negated form is not supported.
+  bool ParseTlsFingerprint(std::string_view v) {
+    constexpr std::string_view n = "tls.fingerprint";
+    v = Trim(v);
+    if (!v.empty() && v.front() == '!') {
+      return Fail(n, "negation not supported", RejectKind::kUnsupported);
+    }
+    if (v.size() < 3 || v.front() != '"' || v.back() != '"') {
+      return Fail(n, "expected a quoted fingerprint (hex pairs separated by ':')");
+    }
+    const std::string_view fp = v.substr(1, v.size() - 2);
+    for (size_t i = 0; i < fp.size(); ++i) {
+      const bool colon = i % 3 == 2;
+      if (colon ? fp[i] != ':' : HexDigitValue(fp[i]) < 0) {
+        return Fail(n, "expected hex pairs separated by ':'");
+      }
+    }
+    if (fp.size() % 3 != 2) return Fail(n, "expected hex pairs separated by ':'");
+    Content c;
+    c.bytes = std::string(fp);
+    c.nocase = true;
+    c.buffer = Buffer::kTlsCertFingerprint;
+    c.depth = static_cast<uint32_t>(fp.size());
+    AddCheck(std::move(c));
+    IsDataAt end;
+    end.size = 1;
+    end.relative = true;
+    end.negated = true;
+    end.buffer = Buffer::kTlsCertFingerprint;
+    AddCheck(end);
+    return true;
+  }
+
   // The buffer a byte check applies to: with `relative`, that of the match before it (so that it
   // follows a content moved by a legacy modifier); else the sticky buffer.
   Buffer CheckBuffer(bool relative) const {
@@ -1252,6 +1306,41 @@ class Parser {
       iface.version = static_cast<uint16_t>(ver);
     }
     rule_.dcerpc_iface = std::move(iface);
+    return true;
+  }
+
+  // krb5.ticket_encryption: [!]weak, or a list (commas or spaces) of etype numbers and names.
+  bool ParseKrb5Encryption(std::string_view n, std::string_view v) {
+    if (rule_.krb5_ticket_encryption) return Fail(n, "specified twice");
+    Krb5TicketEncryption e;
+    v = Trim(v);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = Trim(v.substr(1, v.size() - 2));
+    if (v == "weak" || v == "!weak") {
+      e.weak = true;
+      e.negated = v.front() == '!';
+      rule_.krb5_ticket_encryption = std::move(e);
+      return true;
+    }
+    for (std::string_view item : Split(v, ',')) {
+      for (std::string_view word : Split(item, ' ')) {
+        word = Trim(word);
+        if (word.empty()) continue;
+        uint64_t num = 0;
+        bool minus = word.front() == '-';
+        if (ParseUint(minus ? word.substr(1) : word, INT32_MAX, &num)) {
+          e.etypes.push_back(minus ? -static_cast<int32_t>(num) : static_cast<int32_t>(num));
+        } else if (auto etype = Krb5EtypeByName(word)) {
+          e.etypes.push_back(*etype);
+        } else {
+          return Fail(n,
+                      "expected weak, !weak or encryption types (numbers or names such as "
+                      "rc4-hmac), not '" +
+                          std::string(word) + "'");
+        }
+      }
+    }
+    if (e.etypes.empty()) return Fail(n, "expected weak, !weak or encryption types");
+    rule_.krb5_ticket_encryption = std::move(e);
     return true;
   }
 

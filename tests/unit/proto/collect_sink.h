@@ -49,6 +49,7 @@ class CollectSink final : public EventSink {
     }
     inspected.emplace_back(dir, std::move(m));
     dcerpc.push_back(buffers.dcerpc() != nullptr ? *buffers.dcerpc() : rules::DcerpcInfo{});
+    krb5.push_back(buffers.krb5() != nullptr ? *buffers.krb5() : rules::Krb5Info{});
   }
 
   // Events whose JSON text contains `needle`.
@@ -66,6 +67,7 @@ class CollectSink final : public EventSink {
   bool inspect = false;
   std::vector<std::pair<Direction, std::map<rules::Buffer, std::string>>> inspected;
   std::vector<rules::DcerpcInfo> dcerpc;  // per inspection (all zero when it had none)
+  std::vector<rules::Krb5Info> krb5;      // per inspection (msg_type 0 when it had none)
 
  private:
   char buf_[16384];

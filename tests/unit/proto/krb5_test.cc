@@ -446,6 +446,37 @@ TEST(Krb5Parser, TcpExchangeSameAtAnySplit) {
   }
 }
 
+// The signature engine gets each AS/TGS request and reply and each error when it arrives (not
+// when its event goes out), with the names and the message's type, ticket etype and error code;
+// AP messages are not inspected, and the events are the same with and without inspection.
+TEST(Krb5Parser, MessagesForTheSignatureEngine) {
+  using rules::Buffer;
+  CollectSink plain, sink;
+  sink.inspect = true;
+  for (CollectSink* s : {&plain, &sink}) {
+    Krb5Parser p;
+    FeedTcp(p, Direction::kToServer, Record(TgsReq()), *s, 7);
+    if (s == &sink) EXPECT_EQ(sink.inspected.size(), 1u);  // before its event
+    FeedTcp(p, Direction::kToClient, Record(TgsRep()), *s, 7);
+    p.OnDatagram(Direction::kToServer, S(ApReq(Ticket("R", {"kadmin", "changepw"}, 18), 18)), *s);
+    p.OnDatagram(Direction::kToClient, S(KrbError(6, false)), *s);
+    p.OnEnd(*s);
+  }
+  EXPECT_EQ(sink.events, plain.events);
+  EXPECT_TRUE(plain.inspected.empty());
+  ASSERT_EQ(sink.inspected.size(), 3u);
+  EXPECT_EQ(sink.inspected[0].first, Direction::kToServer);
+  EXPECT_EQ(sink.krb5[0].msg_type, 12);
+  EXPECT_EQ(sink.inspected[0].second.at(Buffer::kKrb5Sname), "MSSQLSvc/db01");
+  EXPECT_EQ(sink.inspected[1].first, Direction::kToClient);
+  EXPECT_EQ(sink.krb5[1].msg_type, 13);
+  EXPECT_EQ(sink.krb5[1].ticket_etype, 23);
+  EXPECT_EQ(sink.inspected[1].second.at(Buffer::kKrb5Cname), "appadmin");
+  EXPECT_EQ(sink.krb5[2].msg_type, 30);
+  EXPECT_EQ(sink.krb5[2].error_code, 6);
+  EXPECT_EQ(sink.krb5[2].ticket_etype, -1);
+}
+
 TEST(Krb5Parser, ErrorCarriesFailedRequest) {
   Krb5Parser p;
   CollectSink sink;

@@ -375,6 +375,39 @@ TEST(DetectState, DcerpcInterfaceAndOpnum) {
   EXPECT_TRUE(sids(no_info).empty());
 }
 
+// The Kerberos keywords are conditions on a Kerberos message (given with krb5.sname): the
+// ticket's etype (weak, !weak, a list), the message type, the error code.
+TEST(DetectState, KerberosKeywords) {
+  Many m(
+      {Parse("alert krb5 any any -> any any (msg:\"w\"; krb5.ticket_encryption: weak; sid:1;)"),
+       Parse("alert krb5 any any -> any any (msg:\"s\"; krb5.ticket_encryption:!weak; sid:2;)"),
+       Parse("alert krb5 any any -> any any (msg:\"l\"; krb5.ticket_encryption: 23,rc4-hmac-exp; "
+             "sid:3;)"),
+       Parse("alert krb5 any any -> any any (msg:\"t\"; krb5_msg_type:13; krb5_sname; "
+             "content:\"MSSQLSvc/\"; sid:4;)"),
+       Parse("alert krb5 any any -> any any (msg:\"e\"; krb5_err_code:6; sid:5;)")});
+  PacketMeta p = One::Meta();
+  p.app = Protocol::kKrb5;
+  p.to_server = false;
+  auto sids = [&](uint8_t type, int32_t etype, int32_t error, const std::string& sname) {
+    Krb5Info k{type, etype, error};
+    Buffers b;
+    b.Set(Buffer::kKrb5Sname, Bytes(sname));
+    b.SetKrb5(&k);
+    return m.Sids(p, b);
+  };
+  using V = std::vector<uint32_t>;
+  EXPECT_EQ(sids(13, 23, -1, "MSSQLSvc/db01"), V({1, 3, 4}));
+  EXPECT_EQ(sids(13, 24, -1, "host/x"), V({1, 3}));
+  EXPECT_EQ(sids(11, 18, -1, "krbtgt/R"), V({2}));
+  EXPECT_EQ(sids(12, -1, -1, "MSSQLSvc/db01"), V());  // a request has no ticket etype here
+  EXPECT_EQ(sids(30, -1, 6, "krbtgt/R"), V({5}));
+  // Without the message's Kerberos facts (another protocol's inspection) nothing matches.
+  Buffers none;
+  none.Set(Buffer::kKrb5Sname, Bytes("MSSQLSvc/db01"));
+  EXPECT_EQ(m.Sids(p, none), V());
+}
+
 TEST(DetectState, ThresholdAndDetectionFilter) {
   auto count = [](const std::string& opts, int packets, int64_t step_s) {
     One r(R(opts));

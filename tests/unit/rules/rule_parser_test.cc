@@ -458,6 +458,42 @@ TEST_F(RuleParserTest, Dcerpc) {
   Bad("dcerpc.opnum:a;", "dcerpc.opnum");
 }
 
+// tls.fingerprint becomes its meaning on tls.cert_fingerprint (the string, nocase, exactly);
+// the Kerberos keywords keep their values.
+TEST_F(RuleParserTest, TlsFingerprintAndKerberos) {
+  auto r = Ok("tls.fingerprint:\"90:86:A4:3b\";");
+  ASSERT_EQ(r.matches.size(), 2u);
+  EXPECT_EQ(C(r, 0).bytes, "90:86:A4:3b");
+  EXPECT_TRUE(C(r, 0).nocase);
+  EXPECT_EQ(C(r, 0).buffer, Buffer::kTlsCertFingerprint);
+  EXPECT_EQ(C(r, 0).depth, 11u);
+  const auto& end = std::get<IsDataAt>(r.matches[1]);
+  EXPECT_TRUE(end.relative && end.negated && end.size == 1);
+  EXPECT_EQ(end.buffer, Buffer::kTlsCertFingerprint);
+  Bad("tls.fingerprint:!\"90:86\";", "tls.fingerprint", "negation");
+  Bad("tls.fingerprint:90:86;", "tls.fingerprint", "quoted");
+  Bad("tls.fingerprint:\"90:8\";", "tls.fingerprint", "hex pairs");
+  Bad("tls.fingerprint:\"90-86\";", "tls.fingerprint", "hex pairs");
+
+  auto weak = Ok("krb5.ticket_encryption: weak;");
+  ASSERT_TRUE(weak.krb5_ticket_encryption);
+  EXPECT_TRUE(weak.krb5_ticket_encryption->weak);
+  EXPECT_FALSE(weak.krb5_ticket_encryption->negated);
+  EXPECT_TRUE(Ok("krb5.ticket_encryption:!weak;").krb5_ticket_encryption->negated);
+  auto list = Ok("krb5.ticket_encryption: 23, rc4-hmac-exp des-cbc-md5;");
+  EXPECT_EQ(list.krb5_ticket_encryption->etypes, (std::vector<int32_t>{23, 24, 3}));
+  EXPECT_EQ(Ok("krb5.ticket_encryption: -133;").krb5_ticket_encryption->etypes,
+            (std::vector<int32_t>{-133}));
+  Bad("krb5.ticket_encryption: rc5;", "krb5.ticket_encryption", "'rc5'");
+  Bad("krb5.ticket_encryption: ;", "krb5.ticket_encryption");
+  Bad("krb5.ticket_encryption:weak; krb5.ticket_encryption:23;", "krb5.ticket_encryption", "twice");
+  auto k = Ok("krb5_msg_type:13; krb5_err_code:6;");
+  EXPECT_EQ(k.krb5_msg_type, 13);
+  EXPECT_EQ(k.krb5_err_code, 6);
+  Bad("krb5_msg_type:300;", "krb5_msg_type");
+  Bad("krb5_err_code:x;", "krb5_err_code");
+}
+
 // isdataat, byte_test, byte_jump and urilen: every option, the buffer they apply to, and errors.
 TEST_F(RuleParserTest, ByteChecksAndUrilen) {
   auto r = Parse("content:\"a\"; http_uri; isdataat:!1,relative; isdataat:10,rawbytes; sid:1;");
