@@ -1,5 +1,6 @@
 #include "dataplane/proto/http.h"
 
+#include <array>
 #include <cstring>
 #include <iterator>
 #include <optional>
@@ -1333,7 +1334,27 @@ void HttpParser::DetectInspect(Direction dir, EventSink& sink) noexcept {
     m.buffers.Set(Buffer::kFileData, body);
     if (dir == Direction::kToServer) m.buffers.Set(Buffer::kHttpRequestBody, body);
   }
-  sink.Inspect(dir, m.buffers);
+  if (!m.buffers.Has(Buffer::kHttpHeader)) {
+    sink.Inspect(dir, m.buffers);
+    return;
+  }
+  // http.request_header / http.response_header: each line of http.header ("Name: value"), the
+  // first kMaxHeaderItems of them.
+  constexpr size_t kMaxHeaderItems = 64;
+  std::array<Bytes, kMaxHeaderItems> items;
+  size_t n = 0;
+  const Bytes hdr = m.buffers.Get(Buffer::kHttpHeader);
+  for (size_t at = 0; at + 1 < hdr.size() && n < kMaxHeaderItems;) {
+    size_t end = at;
+    while (end + 1 < hdr.size() && !(hdr[end] == '\r' && hdr[end + 1] == '\n')) ++end;
+    if (end + 1 >= hdr.size()) break;  // every line ends in CRLF (a cut one is left out)
+    items[n++] = hdr.subspan(at, end - at);
+    at = end + 2;
+  }
+  rules::Buffers b = m.buffers;
+  b.SetItems(dir == Direction::kToServer ? Buffer::kHttpRequestHeader : Buffer::kHttpResponseHeader,
+             std::span<const Bytes>(items.data(), n), hdr);
+  sink.Inspect(dir, b);
 }
 
 void HttpParser::OnData(Direction dir, std::span<const uint8_t> data, EventSink& sink) noexcept {

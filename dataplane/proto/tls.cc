@@ -1,6 +1,7 @@
 #include "dataplane/proto/tls.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string_view>
 
@@ -1316,6 +1317,26 @@ void TlsParser::Emit(EventSink& sink) noexcept {
     if (!serial.bytes().empty()) b.Set(Buffer::kTlsCertSerial, serial.bytes());
     if (fingerprint_ok) {
       b.Set(Buffer::kTlsCertFingerprint, {reinterpret_cast<const uint8_t*>(fp), sizeof fp - 1});
+    }
+    // tls.certs: each complete certificate of the chain as far as the server buffer kept it
+    // (certificate_list<3> { cert<3> DER }).
+    constexpr size_t kMaxCerts = 10;
+    std::array<std::span<const uint8_t>, kMaxCerts> certs;
+    size_t ncerts = 0;
+    if (cert_in_buffer_) {
+      const std::span<const uint8_t> kept(server_buf_, server_.buf_len);
+      size_t at = 3;
+      while (ncerts < kMaxCerts && at + 3 <= kept.size()) {
+        const size_t len = size_t{kept[at]} << 16 | size_t{kept[at + 1]} << 8 | kept[at + 2];
+        if (len == 0 || at + 3 + len > kept.size()) break;
+        certs[ncerts++] = kept.subspan(at + 3, len);
+        at += 3 + len;
+      }
+      if (ncerts > 0) {
+        b.SetItems(Buffer::kTlsCerts,
+                   std::span<const std::span<const uint8_t>>(certs.data(), ncerts),
+                   kept.subspan(6, at - 6));
+      }
     }
     char ja3s_hash[32];
     if (have_server_hello_) {

@@ -1421,7 +1421,16 @@ bool Detector::Verify(uint32_t r, const PacketMeta& p, const Buffers& b, const F
   HsPcre pcre(im, s.hs);
   for (const Group& g : info.groups) {
     int budget = kVerifyBudget;
-    if (!VerifyBuffer(g.matches, b.Get(g.buffer), &pcre, &budget)) return false;
+    const std::span<const std::span<const uint8_t>> items = b.Items(g.buffer);
+    if (items.empty()) {
+      if (!VerifyBuffer(g.matches, b.Get(g.buffer), &pcre, &budget)) return false;
+      continue;
+    }
+    bool any = false;  // a multi-buffer: one instance must hold the group (budget shared)
+    for (size_t i = 0; i < items.size() && !any; ++i) {
+      any = VerifyBuffer(g.matches, items[i], &pcre, &budget);
+    }
+    if (!any) return false;
   }
   return true;
 }

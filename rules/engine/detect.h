@@ -23,13 +23,14 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rules/lang/rule.h"
 
 namespace vigil::rules {
 
-inline constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kKrb5Sname) + 1;
+inline constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kTlsCerts) + 1;
 // The most stream bytes before a payload an inspection takes (Buffers::SetStreamPrefix).
 inline constexpr size_t kMaxStreamPrefix = 64;
 static_assert(kBufferCount <= 64, "Buffers keeps a 64-bit presence mask");
@@ -66,6 +67,24 @@ class Buffers {
     dcerpc_ = nullptr;
     krb5_ = nullptr;
     prefix_ = {};
+    multi_count_ = 0;
+  }
+  // A multi-buffer: `items` are the instances (each verified on its own: a rule matches when one
+  // instance holds all its conditions on that buffer), `whole` covers them all (it is what the
+  // fast-pattern database scans). At most kMaxMultiBuffers per inspection; more are ignored.
+  static constexpr size_t kMaxMultiBuffers = 4;
+  void SetItems(Buffer b, std::span<const std::span<const uint8_t>> items,
+                std::span<const uint8_t> whole) noexcept {
+    if (multi_count_ == kMaxMultiBuffers) return;
+    multi_[multi_count_++] = {b, items};
+    Set(b, whole);
+  }
+  // The instances of multi-buffer `b` (empty: `b` is a single buffer, or absent).
+  std::span<const std::span<const uint8_t>> Items(Buffer b) const noexcept {
+    for (size_t i = 0; i < multi_count_; ++i) {
+      if (multi_[i].first == b) return multi_[i].second;
+    }
+    return {};
   }
   void SetKrb5(const Krb5Info* k) noexcept { krb5_ = k; }
   const Krb5Info* krb5() const noexcept { return krb5_; }
@@ -86,6 +105,9 @@ class Buffers {
   const DcerpcInfo* dcerpc_ = nullptr;
   const Krb5Info* krb5_ = nullptr;
   std::span<const uint8_t> prefix_;
+  std::array<std::pair<Buffer, std::span<const std::span<const uint8_t>>>, kMaxMultiBuffers>
+      multi_{};
+  size_t multi_count_ = 0;
 };
 
 // The packet or transaction being inspected, oriented as it travels (src is the sender).

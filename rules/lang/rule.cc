@@ -96,6 +96,12 @@ const char* BufferName(Buffer b) {
       return "krb5.cname";
     case Buffer::kKrb5Sname:
       return "krb5.sname";
+    case Buffer::kHttpRequestHeader:
+      return "http.request_header";
+    case Buffer::kHttpResponseHeader:
+      return "http.response_header";
+    case Buffer::kTlsCerts:
+      return "tls.certs";
   }
   return "?";
 }

@@ -102,6 +102,10 @@ enum class Buffer : uint8_t {
   kSshSoftware,
   kKrb5Cname,
   kKrb5Sname,
+  // Multi-buffers: a message gives several instances, a rule matches when one instance does.
+  kHttpRequestHeader,   // each request header as "Name: value"
+  kHttpResponseHeader,  // each response header as "Name: value"
+  kTlsCerts,            // each certificate of the server's chain (DER)
 };
 
 // The canonical (dotted) name, e.g. "http.uri"; "pkt_data" for kPacket.

@@ -99,6 +99,9 @@ constexpr std::array kStickyBuffers = {
     NamedBuffer{"krb5_cname", Buffer::kKrb5Cname},
     NamedBuffer{"krb5.sname", Buffer::kKrb5Sname},
     NamedBuffer{"krb5_sname", Buffer::kKrb5Sname},
+    NamedBuffer{"http.request_header", Buffer::kHttpRequestHeader},
+    NamedBuffer{"http.response_header", Buffer::kHttpResponseHeader},
+    NamedBuffer{"tls.certs", Buffer::kTlsCerts},
 };
 
 // Legacy content modifiers: they move the content just before them into the buffer.

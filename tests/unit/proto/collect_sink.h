@@ -48,6 +48,14 @@ class CollectSink final : public EventSink {
       m.emplace(b, std::string(reinterpret_cast<const char*>(v.data()), v.size()));
     }
     inspected.emplace_back(dir, std::move(m));
+    std::map<rules::Buffer, std::vector<std::string>> multi;
+    for (size_t i = 0; i < rules::kBufferCount; ++i) {
+      const auto b = static_cast<rules::Buffer>(i);
+      for (const std::span<const uint8_t> v : buffers.Items(b)) {
+        multi[b].emplace_back(reinterpret_cast<const char*>(v.data()), v.size());
+      }
+    }
+    items.push_back(std::move(multi));
     dcerpc.push_back(buffers.dcerpc() != nullptr ? *buffers.dcerpc() : rules::DcerpcInfo{});
     krb5.push_back(buffers.krb5() != nullptr ? *buffers.krb5() : rules::Krb5Info{});
   }
@@ -68,6 +76,8 @@ class CollectSink final : public EventSink {
   std::vector<std::pair<Direction, std::map<rules::Buffer, std::string>>> inspected;
   std::vector<rules::DcerpcInfo> dcerpc;  // per inspection (all zero when it had none)
   std::vector<rules::Krb5Info> krb5;      // per inspection (msg_type 0 when it had none)
+  // Per inspection: the instances of each multi-buffer it gave.
+  std::vector<std::map<rules::Buffer, std::vector<std::string>>> items;
 
  private:
   char buf_[16384];

@@ -764,6 +764,12 @@ TEST(HttpDetect, RequestBuffersAreNormalisedAndSplitProof) {
     EXPECT_TRUE(b.at(Buffer::kHttpStart).ends_with("\r\n\r\n"));
     EXPECT_EQ(b.count(Buffer::kFileData), 0u);
     EXPECT_EQ(b.count(Buffer::kPacket), 0u);
+    // http.request_header: each line of http.header, on its own.
+    EXPECT_EQ(f.sink.items[0].at(Buffer::kHttpRequestHeader),
+              (std::vector<std::string>{"Host: ignored.example", "User-Agent: Mozilla/5.0 (X)",
+                                        "Cookie: sid=1", "X-Folded: one two"}));
+    EXPECT_EQ(b.at(Buffer::kHttpRequestHeader), b.at(Buffer::kHttpHeader));  // the scan's input
+    EXPECT_EQ(f.sink.items[0].count(Buffer::kHttpResponseHeader), 0u);
     if (first.empty()) {
       first = f.sink.inspected;
     } else {
@@ -799,6 +805,9 @@ TEST(HttpDetect, BodiesAndResponses) {
                                                  8));  // de-chunked
   EXPECT_EQ(b.count(Buffer::kHttpRequestBody), 0u);
   EXPECT_EQ(b.count(Buffer::kHttpUri), 0u);  // a response carries its own buffers only
+  EXPECT_EQ(f.sink.items[1].at(Buffer::kHttpResponseHeader),
+            (std::vector<std::string>{"Server: nginx", "Transfer-Encoding: chunked"}));
+  EXPECT_EQ(f.sink.items[1].count(Buffer::kHttpRequestHeader), 0u);
 
   // A body longer than the window is inspected once, with the window's bytes.
   const std::string big(HttpParser::kDetectBody + 100, 'x');

@@ -335,6 +335,28 @@ TEST(TlsTest, FullTls12Handshake) {
   EXPECT_EQ(p.encrypted_records(Direction::kToServer), 2u);
 }
 
+// The signature engine gets the server's side with tls.certs: each certificate of the chain on
+// its own, in order; inspecting changes no event.
+TEST(TlsTest, CertificatesForTheSignatureEngine) {
+  CollectSink plain, sink;
+  sink.inspect = true;
+  TlsParser p, q;
+  Feed(p, plain, Tls12Flow());
+  Feed(q, sink, Tls12Flow());
+  EXPECT_EQ(sink.events, plain.events);
+  bool found = false;
+  for (size_t i = 0; i < sink.inspected.size(); ++i) {
+    if (!sink.inspected[i].second.count(rules::Buffer::kTlsCertFingerprint)) continue;
+    found = true;
+    EXPECT_EQ(sink.inspected[i].first, Direction::kToClient);
+    const Bytes leaf = LeafCert(), inter = IntermediateCert();
+    EXPECT_EQ(sink.items[i].at(rules::Buffer::kTlsCerts),
+              (std::vector<std::string>{std::string(leaf.begin(), leaf.end()),
+                                        std::string(inter.begin(), inter.end())}));
+  }
+  EXPECT_TRUE(found);
+}
+
 // Every split of either direction's bytes into two OnData calls, and one byte per call, gives the
 // same events as whole-stream delivery.
 TEST(TlsTest, SplitAnywhereGivesSameEvents) {

@@ -408,6 +408,38 @@ TEST(DetectState, KerberosKeywords) {
   EXPECT_EQ(m.Sids(p, none), V());
 }
 
+// A multi-buffer (http.request_header, http.response_header, tls.certs): a rule's conditions on it
+// must hold in one instance; the fast-pattern scan runs over the whole.
+TEST(DetectState, MultiBufferInstances) {
+  Many m({Parse("alert http any any -> any any (msg:\"c\"; http.request_header; "
+                "content:\"Connection|3a 20|\"; content:\"close\"; distance:0; sid:1;)"),
+          Parse("alert http any any -> any any (msg:\"h\"; http.request_header; "
+                "content:\"Host|3a 20|\"; depth:6; http.uri; content:\"/x\"; sid:2;)")});
+  PacketMeta p = One::Meta();
+  p.app = Protocol::kHttp;
+  auto sids = [&](std::vector<std::string> lines) {
+    std::string whole;
+    for (const auto& l : lines) whole += l + "\r\n";
+    std::vector<std::span<const uint8_t>> items;
+    size_t at = 0;
+    for (const auto& l : lines) {
+      items.push_back(Bytes(whole).subspan(at, l.size()));
+      at += l.size() + 2;
+    }
+    Buffers b;
+    b.Set(Buffer::kHttpUri, Bytes("/x"));
+    b.SetItems(Buffer::kHttpRequestHeader, items, Bytes(whole));
+    return m.Sids(p, b);
+  };
+  using V = std::vector<uint32_t>;
+  EXPECT_EQ(sids({"Host: a", "Connection: close"}), V({1, 2}));
+  // "Connection: " and "close" both in the block, in two headers: not one instance.
+  EXPECT_EQ(sids({"Connection: keep-alive", "X-Y: close"}), V());
+  // depth:6 from each instance's start: "Host: " at the second header's start matches.
+  EXPECT_EQ(sids({"X: 1", "Host: b"}), V({2}));
+  EXPECT_EQ(sids({"X-Host: b"}), V());
+}
+
 TEST(DetectState, ThresholdAndDetectionFilter) {
   auto count = [](const std::string& opts, int packets, int64_t step_s) {
     One r(R(opts));
