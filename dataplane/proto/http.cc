@@ -617,6 +617,7 @@ void HttpParser::OnRequestLine(std::span<const uint8_t> ln, EventSink& sink) noe
   }
   ResetFraming(s);
   DetectStartLine(Direction::kToServer, ln, method, uri, protocol, sink);
+  det_[static_cast<int>(Direction::kToServer)].tx_seq = tx->seq;
   if (http09) {
     req_seq_ = 0;  // no headers, no body: the request is complete
     s.state = State::kStartLine;
@@ -1334,26 +1335,41 @@ void HttpParser::DetectInspect(Direction dir, EventSink& sink) noexcept {
     m.buffers.Set(Buffer::kFileData, body);
     if (dir == Direction::kToServer) m.buffers.Set(Buffer::kHttpRequestBody, body);
   }
-  if (!m.buffers.Has(Buffer::kHttpHeader)) {
-    sink.Inspect(dir, m.buffers);
-    return;
-  }
+  rules::Buffers b = m.buffers;
   // http.request_header / http.response_header: each line of http.header ("Name: value"), the
   // first kMaxHeaderItems of them.
   constexpr size_t kMaxHeaderItems = 64;
   std::array<Bytes, kMaxHeaderItems> items;
-  size_t n = 0;
-  const Bytes hdr = m.buffers.Get(Buffer::kHttpHeader);
-  for (size_t at = 0; at + 1 < hdr.size() && n < kMaxHeaderItems;) {
-    size_t end = at;
-    while (end + 1 < hdr.size() && !(hdr[end] == '\r' && hdr[end + 1] == '\n')) ++end;
-    if (end + 1 >= hdr.size()) break;  // every line ends in CRLF (a cut one is left out)
-    items[n++] = hdr.subspan(at, end - at);
-    at = end + 2;
+  if (m.buffers.Has(Buffer::kHttpHeader)) {
+    size_t n = 0;
+    const Bytes hdr = m.buffers.Get(Buffer::kHttpHeader);
+    for (size_t at = 0; at + 1 < hdr.size() && n < kMaxHeaderItems;) {
+      size_t end = at;
+      while (end + 1 < hdr.size() && !(hdr[end] == '\r' && hdr[end + 1] == '\n')) ++end;
+      if (end + 1 >= hdr.size()) break;  // every line ends in CRLF (a cut one is left out)
+      items[n++] = hdr.subspan(at, end - at);
+      at = end + 2;
+    }
+    b.SetItems(
+        dir == Direction::kToServer ? Buffer::kHttpRequestHeader : Buffer::kHttpResponseHeader,
+        std::span<const Bytes>(items.data(), n), hdr);
   }
-  rules::Buffers b = m.buffers;
-  b.SetItems(dir == Direction::kToServer ? Buffer::kHttpRequestHeader : Buffer::kHttpResponseHeader,
-             std::span<const Bytes>(items.data(), n), hdr);
+  // A response comes with its request's buffers as context (a rule on http.uri and
+  // http.stat_code matches the transaction), when the request kept in det_[kToServer] is the one
+  // this response answers (with pipelining, a later request may have replaced it) and is
+  // complete.
+  const DetectMsg& req = det_[static_cast<int>(Direction::kToServer)];
+  if (dir == Direction::kToClient && resp_.bound && req.tx_seq == resp_.tx_seq && !req.active &&
+      req.inspected) {
+    for (const Buffer x :
+         {Buffer::kHttpMethod, Buffer::kHttpUri, Buffer::kHttpRawUri, Buffer::kHttpRequestLine,
+          Buffer::kHttpHost, Buffer::kHttpRawHost, Buffer::kHttpUserAgent, Buffer::kHttpReferer,
+          Buffer::kHttpAccept, Buffer::kHttpAcceptEnc, Buffer::kHttpAcceptLang,
+          Buffer::kHttpRequestBody}) {
+      if (req.buffers.Has(x)) b.SetContext(x, req.buffers.Get(x));
+    }
+  }
+  m.inspected = true;
   sink.Inspect(dir, b);
 }
 

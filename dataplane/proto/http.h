@@ -153,6 +153,7 @@ class HttpParser final : public AppParser {
     bool active = false;     // a message is being assembled
     bool has_body = false;   // its headers ended and a body follows
     bool inspected = false;  // given to the engine already
+    uint32_t tx_seq = 0;     // a request: its transaction's seq (a response's context must match)
   };
 
   Side& side(Direction dir) noexcept { return sides_[static_cast<int>(dir)]; }

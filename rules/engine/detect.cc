@@ -373,6 +373,9 @@ namespace {
 struct ScanCtx {
   const std::vector<std::vector<uint32_t>>* rules_of_pattern;
   Scratch::Impl* scratch;
+  // Scanning a context buffer: only rules that need one of `own` (the message's own buffers).
+  const std::vector<RuleInfo>* info = nullptr;
+  uint64_t own = 0;
 };
 
 // How a rule became a candidate: its fast pattern in the buffers given (or none needed), or its
@@ -392,7 +395,9 @@ void AddCandidate(Scratch::Impl& s, uint32_t r, uint8_t how = kFromBuffers) noex
 
 int OnPattern(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx) {
   auto* c = static_cast<ScanCtx*>(ctx);
-  for (const uint32_t r : (*c->rules_of_pattern)[id]) AddCandidate(*c->scratch, r);
+  for (const uint32_t r : (*c->rules_of_pattern)[id]) {
+    if (c->info == nullptr || ((*c->info)[r].needs & c->own) != 0) AddCandidate(*c->scratch, r);
+  }
   return 0;
 }
 
@@ -1263,6 +1268,7 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
   // port-independent group and those of its destination and source ports.
   const bool has_packet = b.Has(Buffer::kPacket);
   const std::span<const uint8_t> packet = b.Get(Buffer::kPacket);
+  const uint64_t own = b.mask() & ~b.context_mask();  // the message's own buffers
   size_t classes[3];
   size_t nclasses = 0;
   classes[nclasses++] = TransportClass(p.transport);
@@ -1290,7 +1296,7 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
       // buffers: the others were, or will be, inspected on the packets themselves.
       for (const uint32_t r : g.always) {
         const uint64_t needs = im.info[r].needs;
-        if ((needs & ~b.mask()) == 0 && (has_packet || needs != 0)) AddCandidate(s, r);
+        if ((needs & ~b.mask()) == 0 && (has_packet || (needs & own) != 0)) AddCandidate(s, r);
       }
     }
   }
@@ -1300,6 +1306,10 @@ size_t Detector::Inspect(const PacketMeta& p, const Buffers& b, FlowBits* bits, 
     const Impl::Mpm& m = im.mpm[i];
     const std::span<const uint8_t> data = b.Get(static_cast<Buffer>(i));
     ScanCtx ctx{&m.rules_of_pattern, &s};
+    if ((b.context_mask() >> i) & 1) {
+      ctx.info = &im.info;
+      ctx.own = own;
+    }
     hs_scan(m.db, reinterpret_cast<const char*>(data.data()), static_cast<unsigned>(data.size()), 0,
             s.hs, OnPattern, &ctx);
   }

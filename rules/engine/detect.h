@@ -68,6 +68,7 @@ class Buffers {
     krb5_ = nullptr;
     prefix_ = {};
     multi_count_ = 0;
+    context_ = 0;
   }
   // A multi-buffer: `items` are the instances (each verified on its own: a rule matches when one
   // instance holds all its conditions on that buffer), `whole` covers them all (it is what the
@@ -86,6 +87,14 @@ class Buffers {
     }
     return {};
   }
+  // A buffer of the message's context rather than of the message itself (an HTTP response gives
+  // its request's URI and host this way): rules may look at it, but a rule that needs only context
+  // buffers is not consulted (it was on the message the context comes from).
+  void SetContext(Buffer b, std::span<const uint8_t> data) noexcept {
+    Set(b, data);
+    context_ |= uint64_t{1} << static_cast<size_t>(b);
+  }
+  uint64_t context_mask() const noexcept { return context_; }
   void SetKrb5(const Krb5Info* k) noexcept { krb5_ = k; }
   const Krb5Info* krb5() const noexcept { return krb5_; }
   // TCP: the last bytes (at most kMaxStreamPrefix; more are ignored) the same direction of the
@@ -102,6 +111,7 @@ class Buffers {
  private:
   std::array<std::span<const uint8_t>, kBufferCount> spans_{};
   uint64_t present_ = 0;
+  uint64_t context_ = 0;  // of present_: context buffers (SetContext)
   const DcerpcInfo* dcerpc_ = nullptr;
   const Krb5Info* krb5_ = nullptr;
   std::span<const uint8_t> prefix_;

@@ -3,7 +3,7 @@
 # with detect enabled; the EVE alert events have the right sids, counts and packet-oriented
 # addresses, flowbits carry within a flow and not across flows, rules for another port or
 # protocol stay silent, rules on the HTTP and DNS parsers' buffers alert once on their message
-# with its metadata, a pattern split over two TCP segments alerts once (the stream seam), the flow
+# with its metadata (a rule on the request's URI and the response's status, once on the response), a pattern split over two TCP segments alerts once (the stream seam), the flow
 # events say alerted, and --check reports the rule count.
 set -uo pipefail
 build=${1:?usage: alerts_test.sh BUILD_DIR}
@@ -54,6 +54,7 @@ alert udp any any -> any any (msg:"VIGIL wrong protocol"; content:"VIGILTEST"; s
 alert tcp any any -> any 80 (msg:"VIGIL wrong port"; content:"VIGILTEST"; sid:1000006; rev:1;)
 alert http any any -> any any (msg:"VIGIL http uri and host"; flow:established,to_server; http.uri; content:"/vigil-admin"; http.host; content:"www.example.com"; sid:1000010; rev:1;)
 alert http any any -> any any (msg:"VIGIL http status and body"; flow:to_client; http.stat_code; content:"200"; file_data; content:"secret"; sid:1000011; rev:1;)
+alert http any any -> any any (msg:"VIGIL http uri and status"; http.uri; content:"/vigil-admin"; http.stat_code; content:"200"; sid:1000014; rev:1;)
 alert dns any any -> any any (msg:"VIGIL dns query"; dns.query; content:"evil.example"; nocase; sid:1000012; rev:1;)
 alert tcp any any -> any 8888 (msg:"VIGIL split pattern"; flow:to_server,established; content:"SPLIT-PATTERN-VIGIL"; sid:1000013; rev:1;)
 alert tcp any any -> any any (msg:"VIGIL bad rule"; content:"x"; byte_math:bytes 1,offset 0,oper +,rvalue 1,result y; sid:1000007;)
@@ -76,12 +77,12 @@ EOF
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --check >"$tmp/check.out" 2>&1
 check "--check reports the rules loaded and rejected" \
-  grep -q "^detect: 10 loaded, 1 rejected" "$tmp/check.out" || cat "$tmp/check.out"
+  grep -q "^detect: 11 loaded, 1 rejected" "$tmp/check.out" || cat "$tmp/check.out"
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --pcap-in "$tmp/alerts.pcap" \
   --eve "$tmp/eve.json" >"$tmp/counters.json" 2>"$tmp/stderr.log"
 check "replay exits 0" test $? -eq 0
-check "start-up prints the summary" grep -q "detect: 10 loaded, 1 rejected" "$tmp/stderr.log"
+check "start-up prints the summary" grep -q "detect: 11 loaded, 1 rejected" "$tmp/stderr.log"
 
 check "alert events" /usr/bin/python3 - "$tmp/eve.json" "$tmp/counters.json" <<'PY'
 import json, sys
@@ -134,6 +135,11 @@ r = by_sid.get(1000011, [])
 expect("1000011 once, to the client, with status 200",
        len(r) == 1 and r[0]["direction"] == "to_client" and r[0]["src_port"] == 80
        and r[0].get("http", {}).get("status") == 200)
+us = by_sid.get(1000014, [])
+expect("1000014 (request URI and response status) once, on the response, with the request's url",
+       len(us) == 1 and us[0]["direction"] == "to_client"
+       and us[0].get("http", {}).get("url") == "/vigil-%61dmin?x=1"
+       and us[0]["http"].get("status") == 200)
 q = by_sid.get(1000012, [])
 expect("1000012 once, with the query name",
        len(q) == 1 and q[0].get("dns", {}).get("query", [{}])[0].get("rrname") ==
@@ -145,7 +151,7 @@ expect("1000013 once, on the segment that completes the split pattern",
        and sp[0].get("pcap_cnt") == 39)  # flow F's second data segment (34 packets before F)
 d = counters.get("detect", {})
 # stream_continued: flow A's second request and flow F's second segment continue their stream.
-expect(f"counters {d}", d.get("rules_loaded") == 10 and d.get("alerts") == 9
+expect(f"counters {d}", d.get("rules_loaded") == 11 and d.get("alerts") == 10
        and d.get("alerts_lost") == 0 and d.get("inspected") == 12
        and d.get("stream_continued") == 2 and d.get("transactions") == 3)
 sys.exit(0 if ok else 1)

@@ -56,6 +56,7 @@ class CollectSink final : public EventSink {
       }
     }
     items.push_back(std::move(multi));
+    context.push_back(buffers.context_mask());
     dcerpc.push_back(buffers.dcerpc() != nullptr ? *buffers.dcerpc() : rules::DcerpcInfo{});
     krb5.push_back(buffers.krb5() != nullptr ? *buffers.krb5() : rules::Krb5Info{});
   }
@@ -78,6 +79,7 @@ class CollectSink final : public EventSink {
   std::vector<rules::Krb5Info> krb5;      // per inspection (msg_type 0 when it had none)
   // Per inspection: the instances of each multi-buffer it gave.
   std::vector<std::map<rules::Buffer, std::vector<std::string>>> items;
+  std::vector<uint64_t> context;  // per inspection: Buffers::context_mask()
 
  private:
   char buf_[16384];

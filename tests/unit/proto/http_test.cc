@@ -803,8 +803,15 @@ TEST(HttpDetect, BodiesAndResponses) {
   EXPECT_EQ(b.at(Buffer::kFileData), std::string("MZ\x90\x00\x03"
                                                  "abc",
                                                  8));  // de-chunked
-  EXPECT_EQ(b.count(Buffer::kHttpRequestBody), 0u);
-  EXPECT_EQ(b.count(Buffer::kHttpUri), 0u);  // a response carries its own buffers only
+  // The response carries its request's buffers as context (a rule on http.uri and
+  // http.stat_code matches the transaction); the request carries none.
+  EXPECT_EQ(b.at(Buffer::kHttpUri), "/up");
+  EXPECT_EQ(b.at(Buffer::kHttpMethod), "POST");
+  EXPECT_EQ(b.at(Buffer::kHttpRequestBody), "hello world");
+  const auto bit = [](Buffer x) { return uint64_t{1} << static_cast<size_t>(x); };
+  EXPECT_NE(f.sink.context[1] & bit(Buffer::kHttpUri), 0u);
+  EXPECT_EQ(f.sink.context[1] & bit(Buffer::kHttpStatCode), 0u);
+  EXPECT_EQ(f.sink.context[0], 0u);
   EXPECT_EQ(f.sink.items[1].at(Buffer::kHttpResponseHeader),
             (std::vector<std::string>{"Server: nginx", "Transfer-Encoding: chunked"}));
   EXPECT_EQ(f.sink.items[1].count(Buffer::kHttpRequestHeader), 0u);
@@ -820,6 +827,20 @@ TEST(HttpDetect, BodiesAndResponses) {
   f.Resp("second");
   ASSERT_EQ(f.sink.inspected.size(), 5u);
   EXPECT_EQ(f.sink.inspected[4].second.at(Buffer::kFileData), "first");
+}
+
+// With pipelining the request kept for the engine is the latest one: a response to an earlier
+// request is inspected without request buffers rather than with another request's.
+TEST(HttpDetect, PipelinedResponsesGetNoOtherRequestsBuffers) {
+  Flow f;
+  f.sink.inspect = true;
+  f.Req("GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n");
+  f.Resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  f.Resp("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_EQ(f.sink.inspected.size(), 4u);
+  EXPECT_EQ(f.sink.inspected[2].second.count(Buffer::kHttpUri), 0u);  // answers /one
+  EXPECT_EQ(f.sink.inspected[3].second.at(Buffer::kHttpUri), "/two");
+  EXPECT_EQ(f.sink.inspected[3].second.at(Buffer::kHttpStatCode), "404");
 }
 
 TEST(HttpDetect, NothingAssembledWhenNotInspecting) {

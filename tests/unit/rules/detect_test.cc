@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rules/lang/loader.h"
@@ -36,7 +37,7 @@ Rule Parse(const std::string& text) {
   return r ? *r : Rule{};
 }
 
-std::span<const uint8_t> Bytes(const std::string& s) {
+std::span<const uint8_t> Bytes(std::string_view s) {  // a view: the bytes must outlive it
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
@@ -427,7 +428,8 @@ TEST(DetectState, MultiBufferInstances) {
       at += l.size() + 2;
     }
     Buffers b;
-    b.Set(Buffer::kHttpUri, Bytes("/x"));
+    const std::string uri = "/x";
+    b.Set(Buffer::kHttpUri, Bytes(uri));
     b.SetItems(Buffer::kHttpRequestHeader, items, Bytes(whole));
     return m.Sids(p, b);
   };
@@ -578,6 +580,32 @@ TEST(DetectPrefilter, FastPatternChoice) {
 // on exactly the rules that match when each is checked on its own (Detector::Matches, no
 // prefilter). Rules and packets are drawn at random from headers that exercise every grouping
 // decision.
+// Context buffers (an HTTP response's request URI): a rule that mixes them with the message's own
+// buffers matches; a rule on context buffers alone is not consulted (it was on the request),
+// whether its fast pattern is there or it has none.
+TEST(DetectPrefilter, ContextBuffersDoNotMakeCandidates) {
+  Many m({Parse("alert http any any -> any any (msg:\"u\"; http.uri; content:\"/admin\"; sid:1;)"),
+          Parse("alert http any any -> any any (msg:\"us\"; http.uri; content:\"/admin\"; "
+                "http.stat_code; content:\"200\"; sid:2;)"),
+          Parse("alert http any any -> any any (msg:\"s\"; http.stat_code; content:\"200\"; "
+                "http.uri; content:\"/admin\"; fast_pattern; sid:3;)"),
+          Parse("alert http any any -> any any (msg:\"m\"; http.method; content:\"GE\"; sid:4;)")});
+  PacketMeta p = One::Meta();
+  p.app = Protocol::kHttp;
+  p.to_server = false;
+  const std::string code = "200", uri = "/admin/x", method = "GET";  // Bytes() keeps no copy
+  Buffers response;
+  response.Set(Buffer::kHttpStatCode, Bytes(code));
+  response.SetContext(Buffer::kHttpUri, Bytes(uri));
+  response.SetContext(Buffer::kHttpMethod, Bytes(method));
+  EXPECT_EQ(m.Sids(p, response), std::vector<uint32_t>({2, 3}));
+  Buffers request;
+  request.Set(Buffer::kHttpUri, Bytes(uri));
+  request.Set(Buffer::kHttpMethod, Bytes(method));
+  p.to_server = true;
+  EXPECT_EQ(m.Sids(p, request), std::vector<uint32_t>({1, 4}));
+}
+
 TEST(DetectPrefilter, HeaderGroupsLoseNoRule) {
   const char* protos[] = {"tcp", "udp", "ip", "icmp", "http", "smb", "dcerpc", "dns", "tls"};
   const char* addrs[] = {
