@@ -923,7 +923,9 @@ void InspectKrb5(Direction dir, const Krb5Message& m, EventSink& sink) noexcept 
   if (!m.sname.empty()) b.Set(rules::Buffer::kKrb5Sname, bytes(m.sname.view()));
   rules::Krb5Info info;
   info.msg_type = m.msg_type;
-  info.ticket_etype = m.ticket_etype;
+  // The ticket a reply issues (a TGS-REQ's ticket_etype is its TGT's, which
+  // krb5.ticket_encryption does not look at: Suricata matches it on replies only).
+  if (m.msg_type == kAsRep || m.msg_type == kTgsRep) info.ticket_etype = m.ticket_etype;
   info.error_code = m.error_code;
   b.SetKrb5(&info);
   if (b.mask() != 0) sink.Inspect(dir, b);

@@ -456,7 +456,9 @@ TEST(Krb5Parser, MessagesForTheSignatureEngine) {
   for (CollectSink* s : {&plain, &sink}) {
     Krb5Parser p;
     FeedTcp(p, Direction::kToServer, Record(TgsReq()), *s, 7);
-    if (s == &sink) EXPECT_EQ(sink.inspected.size(), 1u);  // before its event
+    if (s == &sink) {
+      EXPECT_EQ(sink.inspected.size(), 1u);  // before its event
+    }
     FeedTcp(p, Direction::kToClient, Record(TgsRep()), *s, 7);
     p.OnDatagram(Direction::kToServer, S(ApReq(Ticket("R", {"kadmin", "changepw"}, 18), 18)), *s);
     p.OnDatagram(Direction::kToClient, S(KrbError(6, false)), *s);
@@ -467,6 +469,7 @@ TEST(Krb5Parser, MessagesForTheSignatureEngine) {
   ASSERT_EQ(sink.inspected.size(), 3u);
   EXPECT_EQ(sink.inspected[0].first, Direction::kToServer);
   EXPECT_EQ(sink.krb5[0].msg_type, 12);
+  EXPECT_EQ(sink.krb5[0].ticket_etype, -1);  // its TGT's etype (18) is not the ticket's
   EXPECT_EQ(sink.inspected[0].second.at(Buffer::kKrb5Sname), "MSSQLSvc/db01");
   EXPECT_EQ(sink.inspected[1].first, Direction::kToClient);
   EXPECT_EQ(sink.krb5[1].msg_type, 13);
