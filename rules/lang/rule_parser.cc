@@ -511,20 +511,12 @@ class Parser {
     if (n == "tls.fingerprint") return needs_value() && ParseTlsFingerprint(o.value);
     if (n == "krb5.ticket_encryption") return needs_value() && ParseKrb5Encryption(n, o.value);
     if (n == "krb5_msg_type" || n == "krb5.msg_type") {
-      uint64_t v = 0;
-      if (!needs_value()) return false;
-      if (rule_.krb5_msg_type) return Fail(n, "specified twice");
-      if (!ParseUint(o.value, 255, &v)) return Fail(n, "expected a message type (0..255)");
-      rule_.krb5_msg_type = static_cast<uint8_t>(v);
-      return true;
+      return needs_value() &&
+             ParseOnce(n, o.value, 255, &rule_.krb5_msg_type, "expected a message type (0..255)");
     }
     if (n == "krb5_err_code" || n == "krb5.err_code") {
-      uint64_t v = 0;
-      if (!needs_value()) return false;
-      if (rule_.krb5_err_code) return Fail(n, "specified twice");
-      if (!ParseUint(o.value, INT32_MAX, &v)) return Fail(n, "expected an error code");
-      rule_.krb5_err_code = static_cast<int32_t>(v);
-      return true;
+      return needs_value() &&
+             ParseOnce(n, o.value, INT32_MAX, &rule_.krb5_err_code, "expected an error code");
     }
     if (n == "dcerpc.iface" || n == "dce_iface") return needs_value() && ParseIface(n, o.value);
     if (n == "dcerpc.opnum" || n == "dce_opnum") return needs_value() && ParseOpnum(n, o.value);
@@ -1312,6 +1304,17 @@ class Parser {
     return true;
   }
 
+  // A keyword with one unsigned value no larger than `max`, allowed once per rule.
+  template <class T>
+  bool ParseOnce(std::string_view n, std::string_view v, uint64_t max, std::optional<T>* out,
+                 std::string_view expected) {
+    uint64_t x = 0;
+    if (out->has_value()) return Fail(n, "specified twice");
+    if (!ParseUint(v, max, &x)) return Fail(n, std::string(expected));
+    *out = static_cast<T>(x);
+    return true;
+  }
+
   // krb5.ticket_encryption: [!]weak, or a list (commas or spaces) of etype numbers and names.
   bool ParseKrb5Encryption(std::string_view n, std::string_view v) {
     if (rule_.krb5_ticket_encryption) return Fail(n, "specified twice");
@@ -1329,7 +1332,7 @@ class Parser {
         word = Trim(word);
         if (word.empty()) continue;
         uint64_t num = 0;
-        bool minus = word.front() == '-';
+        const bool minus = word.front() == '-';
         if (ParseUint(minus ? word.substr(1) : word, INT32_MAX, &num)) {
           e.etypes.push_back(minus ? -static_cast<int32_t>(num) : static_cast<int32_t>(num));
         } else if (auto etype = Krb5EtypeByName(word)) {

@@ -59,21 +59,14 @@ alert dns any any -> any any (msg:"VIGIL dns query"; dns.query; content:"evil.ex
 alert tcp any any -> any 8888 (msg:"VIGIL split pattern"; flow:to_server,established; content:"SPLIT-PATTERN-VIGIL"; sid:1000013; rev:1;)
 alert tcp any any -> any any (msg:"VIGIL bad rule"; content:"x"; byte_math:bytes 1,offset 0,oper +,rvalue 1,result y; sid:1000007;)
 EOF
-cat >"$tmp/vigil.yaml" <<EOF
-sensor: {name: vigil}
-eal: {file_prefix: "vigil-alerts-$$"}
-ports:
-  - {name: a, device: "net_null0"}
-  - {name: b, device: "net_null1"}
-bridges: [[a, b]]
-workers: {lcores: [1]}
-flow: {capacity: 4096, hash_seed: 1}
+{ null_bridge_config alerts; cat <<EOF
 detect:
   enabled: true
   rules: [test.rules]
 outputs:
   eve: {enabled: true, path: /dev/null}
 EOF
+} >"$tmp/vigil.yaml"
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --check >"$tmp/check.out" 2>&1
 check "--check reports the rules loaded and rejected" \

@@ -41,15 +41,7 @@ reject udp any any -> any 6666 (msg:"VIGIL reject udp"; content:"UDPREJECT"; sid
 alert tcp any any -> any 9999 (msg:"VIGIL alert only"; content:"just fine"; sid:3000004; rev:1;)
 EOF
 write_config() {  # $1 = true | false (detect.inline_actions)
-  cat >"$tmp/vigil.yaml" <<EOF
-sensor: {name: vigil}
-eal: {file_prefix: "vigil-inline-$$"}
-ports:
-  - {name: a, device: "net_null0"}
-  - {name: b, device: "net_null1"}
-bridges: [[a, b]]
-workers: {lcores: [1]}
-flow: {capacity: 4096, hash_seed: 1}
+  { null_bridge_config inline; cat <<EOF
 detect:
   enabled: true
   rules: [test.rules]
@@ -57,6 +49,7 @@ detect:
 outputs:
   eve: {enabled: true, path: /dev/null}
 EOF
+  } >"$tmp/vigil.yaml"
 }
 
 verify() {  # verify MODE EVE COUNTERS OUT.pcap

@@ -45,21 +45,14 @@ PY
 
 echo 'alert udp any any -> any any (msg:"reload A"; content:"RELOAD-A"; sid:1; rev:1;)' \
   >"$tmp/test.rules"
-cat >"$tmp/vigil.yaml" <<EOF
-sensor: {name: vigil}
-eal: {file_prefix: "vigil-rule-reload-$$"}
-ports:
-  - {name: a, device: "net_null0"}
-  - {name: b, device: "net_null1"}
-bridges: [[a, b]]
-workers: {lcores: [1]}
-flow: {capacity: 4096, hash_seed: 1}
+{ null_bridge_config rule-reload; cat <<EOF
 detect:
   enabled: true
   rules: [$tmp/test.rules]
 outputs:
   eve: {enabled: true, path: /dev/null}
 EOF
+} >"$tmp/vigil.yaml"
 
 "$build/dataplane/vigil-dataplane" --config "$tmp/vigil.yaml" --pcap-in "$tmp/reload.pcap" \
   --replay-pps "$pps" --eve "$tmp/eve.json" --command-socket "$tmp/commands.sock" \
